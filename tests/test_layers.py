@@ -11,14 +11,18 @@ from pathlib import Path
 import medcf
 
 PACKAGE = Path(medcf.__file__).parent
-LOWER = {"prompts", "metrics", "data", "models"}
+LEAVES = {"atomic", "figures", "report"}  # crash-safe writes, pictures, HTML reports: usable by every part
+LOWER = {"prompts", "metrics", "data", "models"} | LEAVES
 ENTRY_POINTS = {"cli", "app", "demo", "__main__"}
 ALLOWED: dict[str, set[str]] = {
+    "atomic": set(),
+    "figures": {"atomic"},
+    "report": {"atomic"},
     "config": set(),
     "prompts": set(),
     "metrics": set(),
-    "data": {"prompts"},
-    "models": set(),
+    "data": {"prompts"} | LEAVES,
+    "models": LEAVES,
     "generate": LOWER,
     "training": LOWER | {"generate", "config"},
     "editing": LOWER | {"generate", "training"},

@@ -1,0 +1,31 @@
+"""Crash-safe file writing: every output appears whole or not at all.
+
+A writer gets a temporary path in the destination folder (same filesystem, so the final
+`os.replace` is atomic on POSIX and Windows) and the file is renamed into place only when the
+writer finished without an exception.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `path`; rename it onto `path` if the block succeeds."""
+    path = Path(path)
+    if not path.parent.exists():
+        raise FileNotFoundError(f"{path.parent}: output folder does not exist; create it first")
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        yield temporary
+        os.chmod(temporary, 0o644)  # mkstemp makes 0600 files; outputs are ordinary readable files
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -1,0 +1,89 @@
+"""Pictures a person looks at: labelled panels of images, signed difference heatmaps, overlays.
+
+Pure numpy + Pillow. Every image in is float (H, W) in [0, 1] (grey, display convention) or uint8
+(H, W, 3) RGB; every figure out is an RGB `PIL.Image`, saved atomically by `save_figure`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from medcf.atomic import atomic_path
+
+LABEL_HEIGHT = 16  # px of caption strip above each tile
+# Diverging map for signed maps (blue < 0 < red), anchored at white so zero change reads as "nothing".
+_DIVERGING = np.array([[33, 102, 172], [146, 197, 222], [247, 247, 247], [244, 165, 130], [178, 24, 43]], float)
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """Grey float [0, 1] (H, W) or RGB uint8 (H, W, 3) → RGB uint8 (H, W, 3)."""
+    if image.ndim == 3:
+        return image.astype(np.uint8)
+    grey = np.round(np.clip(np.nan_to_num(image), 0.0, 1.0) * 255).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+def signed_heatmap(values: np.ndarray, *, limit: float | None = None) -> np.ndarray:
+    """Signed map (H, W) → RGB uint8; ±limit (default max |values|) map to full blue / red."""
+    limit = float(np.abs(values).max()) if limit is None else limit
+    scaled = np.clip(values / limit, -1.0, 1.0) if limit > 0 else np.zeros_like(values)
+    position = (scaled + 1.0) / 2.0 * (len(_DIVERGING) - 1)
+    low = np.floor(position).astype(int).clip(0, len(_DIVERGING) - 2)
+    weight = (position - low)[..., None]
+    rgb = _DIVERGING[low] * (1 - weight) + _DIVERGING[low + 1] * weight
+    return np.round(rgb).astype(np.uint8)
+
+
+def overlay(pixels: np.ndarray, heat_rgb: np.ndarray, mask: np.ndarray, *, alpha: float = 0.6) -> np.ndarray:
+    """Blend a heatmap onto a grey image where `mask` (H, W, bool or [0, 1] weight) is set."""
+    weight = alpha * np.clip(mask.astype(float), 0.0, 1.0)[..., None]
+    blended = to_rgb(pixels) * (1 - weight) + heat_rgb * weight
+    return np.round(blended).astype(np.uint8)
+
+
+def mask_outline(pixels: np.ndarray, mask: np.ndarray, *, colour: tuple[int, int, int] = (255, 200, 0)) -> np.ndarray:
+    """Grey image with the boundary of a binary mask drawn in `colour`."""
+    inside = mask > 0.5
+    interior = inside.copy()
+    for axis in (0, 1):
+        for shift in (1, -1):
+            interior &= np.roll(inside, shift, axis=axis)
+    rgb = to_rgb(pixels)
+    rgb[inside & ~interior] = colour
+    return rgb
+
+
+def panel(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[Sequence[str]], *, tile: int = 160) -> Image.Image:
+    """Grid of tiles (each resized to `tile` px high, aspect kept) with a caption above each."""
+    font = ImageFont.load_default()
+    rendered = [[_tile(image, tile) for image in row] for row in rows]
+    width = max(sum(t.width for t in row) + 4 * (len(row) + 1) for row in rendered)
+    height = len(rendered) * (tile + LABEL_HEIGHT + 4) + 4
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for row_index, (row, row_titles) in enumerate(zip(rendered, titles, strict=True)):
+        top = 4 + row_index * (tile + LABEL_HEIGHT + 4)
+        left = 4
+        for tile_image, title in zip(row, row_titles, strict=True):
+            draw.text((left, top), title, fill=(0, 0, 0), font=font)
+            canvas.paste(tile_image, (left, top + LABEL_HEIGHT))
+            left += tile_image.width + 4
+    return canvas
+
+
+def _tile(image: np.ndarray, height: int) -> Image.Image:
+    picture = Image.fromarray(to_rgb(image))
+    width = max(1, round(picture.width * height / picture.height))
+    return picture.resize((width, height), Image.Resampling.LANCZOS)
+
+
+def save_figure(figure: Image.Image, path: Path) -> Path:
+    """Write a PNG atomically; the folder is created if needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        figure.save(temporary, format="PNG")
+    return path
