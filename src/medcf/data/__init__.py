@@ -1,0 +1,18 @@
+"""Medical images and their clinical tables: reading, cohorts of canonical rows, training datasets."""
+
+from .cohort import Cohort
+from .dataset import ImageTextDataset, collate_items
+from .io import IMAGE_SUFFIXES, read_image, read_images, write_image, write_png
+from .split import split_by_patient
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "Cohort",
+    "ImageTextDataset",
+    "collate_items",
+    "read_image",
+    "read_images",
+    "split_by_patient",
+    "write_image",
+    "write_png",
+]

@@ -1,0 +1,181 @@
+"""Tiny real-format copies of each supported dataset layout (PNG/JPEG by PIL, NIfTI by nibabel, CSV, xlsx)."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+CHEXPERT_LABELS = [
+    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema",
+    "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other",
+    "Fracture", "Support Devices",
+]  # fmt: skip
+
+
+def gradient(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A uint8 image with structure (a ramp plus noise), so crops and resizes are visible."""
+    ramp = np.linspace(0, 200, width)[None, :] + np.linspace(0, 40, height)[:, None]
+    noise = np.random.default_rng(seed).integers(0, 15, (height, width))
+    return (ramp + noise).clip(0, 255).astype(np.uint8)
+
+
+def square_mask(height: int, width: int) -> np.ndarray:
+    """0/255 mask with the central half set."""
+    mask = np.zeros((height, width), np.uint8)
+    mask[height // 4 : height - height // 4, width // 4 : width - width // 4] = 255
+    return mask
+
+
+def save(path: Path, pixels: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+@pytest.fixture
+def covid_root(tmp_path: Path) -> Path:
+    """COVID-19_Radiography_Dataset with 36×36 images and 24×24 masks (the real set: 299² and 256²)."""
+    root = tmp_path / "COVID-19_Radiography_Dataset"
+    counts = {"COVID": 2, "Lung_Opacity": 1, "Normal": 2, "Viral Pneumonia": 1}
+    for name, count in counts.items():
+        for number in range(1, count + 1):
+            save(root / name / "images" / f"{name}-{number}.png", gradient(36, 36, number))
+            save(root / name / "masks" / f"{name}-{number}.png", square_mask(24, 24))
+    metadata = {"FILE NAME": ["COVID-1", "COVID-2"], "FORMAT": "PNG", "SIZE": "256*256", "URL": "https://x"}
+    pd.DataFrame(metadata).to_excel(root / "COVID.metadata.xlsx", index=False)
+    normal = {"FILE NAME": ["NORMAL-1", "NORMAL-2"], "FORMAT": "PNG", "SIZE": "256*256", "URL": "https://y"}
+    pd.DataFrame(normal).to_excel(root / "Normal.metadata.xlsx", index=False)
+    (root / "README.md.txt").write_text("COVID-19 Radiography Database\n")
+    (root / "notes").mkdir()
+    return root
+
+
+def chexpert_rows() -> list[dict[str, object]]:
+    blank = dict.fromkeys(CHEXPERT_LABELS, "")
+    return [
+        {**blank, "Path": "patient00001/study1/view1_frontal.jpg", "Sex": "Female", "Age": "68",
+         "Frontal/Lateral": "Frontal", "AP/PA": "AP", "No Finding": "1.0", "Support Devices": "1.0"},
+        {**blank, "Path": "patient00001/study1/view2_lateral.jpg", "Sex": "Female", "Age": "68",
+         "Frontal/Lateral": "Lateral", "AP/PA": "", "Cardiomegaly": "1.0", "Pleural Effusion": "-1.0"},
+        {**blank, "Path": "patient00002/study1/view1_frontal.jpg", "Sex": "Male", "Age": "87",
+         "Frontal/Lateral": "Frontal", "AP/PA": "PA", "Edema": "1.0", "Pleural Effusion": "0.0",
+         "Pneumonia": "-1.0"},
+        {**blank, "Path": "patient00003/study2/view1_frontal.jpg", "Sex": "Unknown", "Age": "55",
+         "Frontal/Lateral": "Frontal", "AP/PA": "AP", "Fracture": "-1.0"},
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def chexpert_csv(tmp_path: Path) -> Path:
+    """CheXpert-v1.0-small/train.csv with paths that start with the dataset folder, as released."""
+    folder = tmp_path / "CheXpert-v1.0-small"
+    rows = chexpert_rows()
+    for number, row in enumerate(rows):
+        save(folder / "train" / str(row["Path"]), gradient(40, 32, number))
+        row["Path"] = f"CheXpert-v1.0-small/train/{row['Path']}"
+    pd.DataFrame(rows).to_csv(folder / "train.csv", index=False)
+    return folder / "train.csv"
+
+
+def write_gz_csv(path: Path, rows: list[dict[str, object]]) -> None:
+    path.write_bytes(gzip.compress(pd.DataFrame(rows).to_csv(index=False).encode()))
+
+
+@pytest.fixture
+def mimic_root(tmp_path: Path) -> Path:
+    """MIMIC-CXR-JPG: two studies of patient 10000032, one of 10000898; MIMIC-IV patients.csv."""
+    root = tmp_path / "mimic-cxr-jpg"
+    images = [("d1", "10000032", "50414267", "PA"), ("d2", "10000032", "50414267", "LATERAL"),
+              ("d3", "10000032", "53189527", "AP"), ("d4", "10000898", "50771383", "LAO")]  # fmt: skip
+    for number, (dicom, subject, study, _) in enumerate(images):
+        folder = root / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study}"
+        save(folder / f"{dicom}.jpg", gradient(30, 30, number))
+        (folder.parent / f"s{study}.txt").write_text(f"FINDINGS: study {study}.\n")
+    metadata = [{"dicom_id": d, "subject_id": s, "study_id": t, "ViewPosition": v} for d, s, t, v in images]
+    write_gz_csv(root / "mimic-cxr-2.0.0-metadata.csv.gz", metadata)
+    blank = dict.fromkeys(CHEXPERT_LABELS, "")
+    labels = [
+        {"subject_id": "10000032", "study_id": "50414267", **blank, "No Finding": "1.0"},
+        {"subject_id": "10000032", "study_id": "53189527", **blank, "Edema": "-1.0", "Cardiomegaly": "1.0"},
+        {"subject_id": "10000898", "study_id": "50771383", **blank, "Pneumothorax": "0.0"},
+    ]
+    write_gz_csv(root / "mimic-cxr-2.0.0-chexpert.csv.gz", labels)
+    patients = [
+        {"subject_id": "10000032", "gender": "F", "anchor_age": "52", "anchor_year": "2180"},
+        {"subject_id": "10000898", "gender": "M", "anchor_age": "91", "anchor_year": "2150"},
+    ]
+    pd.DataFrame(patients).to_csv(root / "patients.csv", index=False)
+    return root
+
+
+@pytest.fixture
+def nih_csv(tmp_path: Path) -> Path:
+    """Data_Entry_2017.csv with images spread over images_001/images and images_002/images."""
+    root = tmp_path / "nih"
+    rows = [
+        ("00000001_000.png", "Cardiomegaly|Effusion", "0", "1", "58", "M", "PA", "images_001"),
+        ("00000001_001.png", "No Finding", "1", "1", "59", "M", "AP", "images_001"),
+        ("00000002_000.png", "Hernia", "0", "2", "81", "F", "PA", "images_002"),
+    ]
+    for number, (name, *_, folder) in enumerate(rows):
+        save(root / folder / "images" / name, gradient(32, 32, number))
+    columns = ["Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age",
+               "Patient Gender", "View Position", "OriginalImage[Width", "Height]",
+               "OriginalImagePixelSpacing[x", "y]"]  # fmt: skip
+    table = [[*row[:7], "2500", "2048", "0.143", "0.143"] for row in rows]
+    pd.DataFrame(table, columns=columns).to_csv(root / "Data_Entry_2017.csv", index=False)
+    return root / "Data_Entry_2017.csv"
+
+
+def write_volume(path: Path, shape: tuple[int, int, int], seed: int = 0) -> Path:
+    """A float32 NIfTI volume with a 1 mm RAS+ affine."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.random.default_rng(seed).random(shape, dtype=np.float32) * 100
+    nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    return path
+
+
+@pytest.fixture
+def oasis(tmp_path: Path) -> tuple[Path, Path]:
+    """OASIS-1 style: OAS1_0001_MR1.nii.gz at the root, OAS1_0002_MR1/ holding its volume; M/F, Age, CDR."""
+    root = tmp_path / "oasis"
+    write_volume(root / "OAS1_0001_MR1.nii.gz", (12, 14, 8), seed=1)
+    write_volume(root / "OAS1_0002_MR1" / "PROCESSED" / "brain.nii.gz", (12, 14, 8), seed=2)
+    table = pd.DataFrame(
+        {
+            "ID": ["OAS1_0001_MR1", "OAS1_0002_MR1"],
+            "M/F": ["F", "M"],
+            "Age": ["74", "55"],
+            "CDR": ["0.5", "0"],
+        }
+    )
+    table.to_csv(root / "oasis_cross-sectional.csv", index=False)
+    return root, root / "oasis_cross-sectional.csv"
+
+
+@pytest.fixture
+def folder_root(tmp_path: Path) -> Path:
+    """The generic layout: 40×32 images, masks of the same size, canonical and other columns."""
+    root = tmp_path / "cohort"
+    rows = []
+    for number, (patient, sex, smoking, nodule) in enumerate(
+        [
+            ("p1", "F", "never", "0"),
+            ("p1", "F", "never", "1"),
+            ("p2", "M", "current", "1"),
+            ("p3", "M", "", ""),
+        ]
+    ):
+        save(root / "images" / f"img{number}.png", gradient(40, 32, number))
+        save(root / "masks" / f"img{number}.png", square_mask(40, 32))
+        rows.append({"id": f"img{number}", "patient_id": patient, "path": f"images/img{number}.png",
+                     "mask_path": f"masks/img{number}.png", "age": str(60 + number), "sex": sex,
+                     "smoking": smoking, "nodule": nodule, "pack_years": str(number * 10)})  # fmt: skip
+    pd.DataFrame(rows).to_csv(root / "metadata.csv", index=False)
+    return root
