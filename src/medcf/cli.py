@@ -50,6 +50,125 @@ def demo(
     typer.echo(f"demo report: {report}")
 
 
+AxisOption = Annotated[str, typer.Option(help="NIfTI slicing plane: axial, coronal or sagittal.")]
+
+
+@app.command()
+def info(
+    path: Annotated[Path, typer.Argument(help="PNG, JPEG, DICOM or NIfTI file.")],
+    axis: AxisOption = "axial",
+) -> None:
+    """Show what medcf reads from an image file: size, slices, spacing, modality, intensities.
+
+    Example: `medcf info scan.nii.gz --axis coronal`
+    """
+    from medcf.data.io import read_images
+
+    images = read_images(path, axis=axis)
+    first = images[0]
+    provenance = first.provenance
+    typer.echo(f"{path}: {provenance.format}, {len(images)} image(s) of {first.shape[0]}x{first.shape[1]} px")
+    typer.echo(f"  modality: {provenance.modality or 'unknown'}; spacing (mm): {provenance.spacing or 'unknown'}")
+    values = [image.values for image in images]
+    typer.echo(f"  values ({'HU' if provenance.modality == 'CT' else 'modality units'}): "
+               f"{min(v.min() for v in values):.6g} .. {max(v.max() for v in values):.6g}")
+
+
+@app.command()
+def convert(
+    source: Annotated[Path, typer.Argument(help="PNG, JPEG, DICOM or NIfTI file to read.")],
+    target: Annotated[Path, typer.Argument(help="Output .png (8/16-bit grey), or .dcm / .nii.gz (source geometry).")],
+    index: Annotated[int | None, typer.Option(help="Frame or slice to take from a multi-image file.")] = None,
+    axis: AxisOption = "axial",
+    bit_depth: Annotated[int, typer.Option(help="PNG bit depth: 8 or 16.")] = 16,
+) -> None:
+    """Read one image through medcf's intensity convention and write it as a display-ready PNG.
+
+    DICOM/NIfTI targets keep the source geometry and are marked derived.
+    Example: `medcf convert chest.dcm chest.png` or `medcf convert brain.nii.gz slice.png --index 90`
+    """
+    from medcf.data.io import read_image, write_image, write_png
+
+    image = read_image(source, index=index, axis=axis)
+    if target.suffix.lower() == ".png":
+        written = write_png(target, image.pixels, bit_depth=bit_depth)
+    else:
+        written = write_image(target, image.pixels, like=image)
+    typer.echo(f"wrote {written}")
+
+
+@app.command()
+def prompts(
+    csv: Annotated[Path, typer.Option(help="Clinical table (.csv/.csv.gz/.xlsx) with canonical columns.")],
+    modality: Annotated[str, typer.Option(help="Modality named in the prompt, e.g. 'chest X-ray', 'brain MRI'.")] = (
+        "chest X-ray"
+    ),
+    style: Annotated[str, typer.Option(help="table (DGM-VLC), simple or diverse (Latent Drifting).")] = "table",
+    patient_info: Annotated[bool, typer.Option(help="Include age, sex and smoking.")] = True,
+    healthy: Annotated[bool, typer.Option(help="Print the healthy-counterpart prompt of each row instead.")] = False,
+    vocabulary: Annotated[Path | None, typer.Option(help="YAML extending the radiology vocabulary.")] = None,
+    id_column: Annotated[str, typer.Option(help="Column that names each row.")] = "id",
+    limit: Annotated[int, typer.Option(help="Print at most this many rows (0 = all).")] = 20,
+    seed: SeedOption = 0,
+) -> None:
+    """Print the text prompt each row of a clinical table becomes, for inspection.
+
+    Missing values are skipped; unknown columns read '<field> is <value>'.
+    Example: `medcf prompts --csv metadata.csv --style diverse --no-patient-info`
+    """
+    from medcf.data.table import load_table, where
+    from medcf.prompts import DEFAULT_VOCABULARY, PromptTemplate
+
+    words = _load_vocabulary(vocabulary) if vocabulary else DEFAULT_VOCABULARY
+    template = PromptTemplate(modality, style=style, patient_info=patient_info, vocabulary=words)
+    table = load_table(csv, id_column=id_column)
+    for index, row in (table.head(limit) if limit else table).iterrows():
+        fields = row.to_dict()
+        try:
+            text = template.healthy(fields, seed=seed) if healthy else template.render(fields, seed=seed)
+        except ValueError as exc:
+            raise ValueError(f"{where(csv, index)}: {exc}") from exc
+        typer.echo(f"{fields[id_column]}\t{text}")
+
+
+def _load_vocabulary(path: Path):
+    import yaml
+
+    from medcf.prompts import Vocabulary
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: vocabulary file not found; see configs/vocabulary.example.yaml")
+    try:
+        mapping = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({' '.join(str(exc).split())}); fix the syntax") from exc
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{path}: expected a YAML mapping at the top level; see configs/vocabulary.example.yaml")
+    return Vocabulary.from_mapping(mapping)
+
+
+@app.command()
+def synth(
+    kind: Annotated[str, typer.Argument(help="cxr (chest X-ray) or brain (axial brain MRI).")],
+    out: Annotated[Path, typer.Option(help="New folder for images, masks, metadata.csv and counterfactuals/.")],
+    n: Annotated[int, typer.Option(help="Number of subjects.")] = 2000,
+    size: Annotated[int, typer.Option(help="Square image side in pixels.")] = 128,
+    seed: SeedOption = 0,
+    counterfactuals: Annotated[bool, typer.Option(help="Also write every single-factor counterfactual.")] = True,
+    preview: Annotated[bool, typer.Option(help="Write preview.png: a grid of subjects and counterfactuals.")] = True,
+) -> None:
+    """Generate a semi-synthetic cohort with ground-truth counterfactuals and effect masks.
+
+    Example: `medcf synth cxr --n 2000 --size 128 --seed 0 --out cxr-synth`
+    """
+    from medcf.data.synthetic import preview_grid, synthesize
+
+    root = synthesize(kind, out, n=n, size=size, seed=seed, counterfactuals=counterfactuals)
+    typer.echo(f"wrote {n} {kind} subjects to {root}")
+    if preview and counterfactuals:
+        typer.echo(f"preview: {preview_grid(root, root / 'preview.png', subjects=min(n, 6))}")
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning exceptions into one clean line."""
     debug = "--debug" in sys.argv or os.environ.get("MEDCF_DEBUG") == "1"

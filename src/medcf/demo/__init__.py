@@ -1,0 +1,71 @@
+"""`medcf demo`: the end-to-end tour on data that ships with the install, written as an HTML report.
+
+Each step is real and offline: semi-synthetic chest X-ray and brain MRI cohorts with ground-truth
+counterfactuals are generated, read back through the generic dataset adapter, split by patient and
+rendered into clinical prompts in every style; real shipped scans (the chest radiograph RG1_UNCR.dcm,
+a CT slice, the MNI152 brain template) are read with the medical I/O layer; for held-out patients the
+true healthy counterpart and its signed difference map (the attribution map a model must recover)
+are drawn. The report is built in a temporary sibling folder and moved into place when complete.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from rich.progress import Progress
+
+from medcf.data import split_by_patient
+from medcf.data.adapters import image_folder
+from medcf.data.synthetic import synthesize
+from medcf.demo.sections import cohort_section, counterfactual_section, prompt_section, real_scans_section
+from medcf.report import write_report
+
+SUBJECTS = {"cxr": 80, "brain": 12}
+MODALITIES = {"cxr": "chest X-ray", "brain": "brain MRI"}
+RESOLUTION = 128
+
+
+def run_demo(out: Path, *, seed: int = 0) -> Path:
+    """Run every demo step into `out` (replacing an earlier demo there); returns its index.html."""
+    out = Path(out)
+    _check_output(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    try:
+        _build(work, seed=seed)
+        if out.exists():
+            shutil.rmtree(out)
+        work.rename(out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out / "index.html"
+
+
+def _build(out: Path, *, seed: int) -> None:
+    with Progress(transient=True) as progress:
+        task = progress.add_task("medcf demo: synthesise cohorts", total=5)
+        roots = {
+            kind: synthesize(kind, out / "data" / kind, n=n, size=RESOLUTION, seed=seed, progress=False)
+            for kind, n in SUBJECTS.items()
+        }
+        cohorts = {kind: image_folder(root, modality=MODALITIES[kind]) for kind, root in roots.items()}
+        splits = split_by_patient(cohorts["cxr"], {"train": 0.75, "test": 0.25}, seed=seed)
+        progress.update(task, advance=1, description="medcf demo: prompts")
+        sections = [cohort_section(out, roots, cohorts, splits), prompt_section(cohorts, seed=seed)]
+        progress.update(task, advance=1, description="medcf demo: real scans")
+        sections.append(real_scans_section(out))
+        progress.update(task, advance=1, description="medcf demo: healthy counterparts")
+        sections.append(counterfactual_section(out, splits["test"], seed=seed, size=RESOLUTION))
+        progress.update(task, advance=1, description="medcf demo: report")
+        write_report(out, "medcf demo", sections)
+        progress.update(task, advance=1)
+
+
+def _check_output(out: Path) -> None:
+    """Only an earlier demo output may be replaced; any other non-empty folder is left alone."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: is a file; pass --out a folder")
+    if out.exists() and any(out.iterdir()) and not (out / "index.html").exists():
+        raise ValueError(f"{out}: folder exists and is not a medcf demo output; pass --out a new folder")
