@@ -10,12 +10,11 @@ are drawn. The report is built in a temporary sibling folder and moved into plac
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 from rich.progress import Progress
 
+from medcf.atomic import atomic_folder
 from medcf.data import split_by_patient
 from medcf.data.adapters import image_folder
 from medcf.data.synthetic import synthesize
@@ -31,15 +30,8 @@ def run_demo(out: Path, *, seed: int = 0) -> Path:
     """Run every demo step into `out` (replacing an earlier demo there); returns its index.html."""
     out = Path(out)
     _check_output(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
-    try:
-        _build(work, seed=seed)
-        if out.exists():
-            shutil.rmtree(out)
-        work.rename(out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with atomic_folder(out) as staging:
+        _build(staging, seed=seed)
     return out / "index.html"
 
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -31,6 +29,7 @@ import numpy as np
 import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from medcf.atomic import atomic_folder
 from medcf.data.io import write_png
 from medcf.data.synthetic.factors import EFFECT_THRESHOLD, counterfactual_values, effect_mask
 from medcf.data.synthetic.kinds import Kind, get_kind
@@ -184,20 +183,11 @@ def synthesize(
     _check_arguments(out, n, size, seed, workers)
     if workers is None:
         workers = _available_cpus() if n >= PARALLEL_FROM else 1
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
-    try:
+    with atomic_folder(out) as staging:  # checked empty above; a crash leaves no half dataset
         for folder in ("images", "masks", "counterfactuals"):
             (staging / folder).mkdir()
         job = partial(write_subject, kind, staging, size, seed, counterfactuals)
         with _progress_bar(progress, f"medcf synth {kind}", n) as advance:
             results = _render_all(job, n, min(workers, n), advance)
         _write_tables(staging, generator, results, n=n, size=size, seed=seed)
-        os.chmod(staging, 0o755)  # mkdtemp makes a private folder; the dataset is an ordinary folder
-        if out.is_dir():
-            out.rmdir()  # checked empty above
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
