@@ -1,0 +1,24 @@
+"""Evaluation metrics on tensors and features: image similarity, FID/KID, attribution localisation."""
+
+from .attribution import dice_otsu, normalized_cross_correlation, otsu_threshold, pixel_auroc
+from .distribution import frechet_distance, kernel_inception_distance
+from .features import EfficientNetLite0Features, FeatureExtractor, extract_features, fid_kid
+from .image import diversity, ms_ssim, ms_ssim_settings, psnr, ssim
+
+__all__ = [
+    "EfficientNetLite0Features",
+    "FeatureExtractor",
+    "dice_otsu",
+    "diversity",
+    "extract_features",
+    "fid_kid",
+    "frechet_distance",
+    "kernel_inception_distance",
+    "ms_ssim",
+    "ms_ssim_settings",
+    "normalized_cross_correlation",
+    "otsu_threshold",
+    "pixel_auroc",
+    "psnr",
+    "ssim",
+]
