@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 CHEXPERT_LABELS = [
@@ -179,3 +181,14 @@ def folder_root(tmp_path: Path) -> Path:
                      "smoking": smoking, "nodule": nodule, "pack_years": str(number * 10)})  # fmt: skip
     pd.DataFrame(rows).to_csv(root / "metadata.csv", index=False)
     return root
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models on a shared 2-CPU box: OpenMP threads spin-wait against other processes (10-50× slower)."""
+
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
