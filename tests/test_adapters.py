@@ -50,9 +50,7 @@ def test_covid_radiography_checks_the_metadata_sheet(covid_root):
     pd.DataFrame({"FILE NAME": ["COVID-1"], "FORMAT": "PNG", "SIZE": "256*256", "URL": "u"}).to_excel(
         covid_root / "COVID.metadata.xlsx", index=False
     )
-    with pytest.raises(
-        ValueError, match=r"COVID.metadata.xlsx: 1 image\(s\) not listed under FILE NAME.*COVID-2.png"
-    ):
+    with pytest.raises(ValueError, match=r"COVID.metadata.xlsx: 1 image\(s\) not listed under FILE NAME.*COVID-2.png"):
         covid_radiography(covid_root)
     pd.DataFrame({"FILE NAME": ["COVID-1"]}).to_excel(covid_root / "COVID.metadata.xlsx", index=False)
     with pytest.raises(ValueError, match=r"missing column\(s\) \['FORMAT', 'SIZE', 'URL'\]"):
@@ -94,9 +92,7 @@ def test_chexpert_paths_relative_to_the_csv_folder_or_an_explicit_root(chexpert_
     table["Path"] = table["Path"].str.removeprefix("CheXpert-v1.0-small/")
     table.to_csv(chexpert_csv.parent / "relative.csv", index=False)
     cohort = chexpert(chexpert_csv.parent / "relative.csv")
-    assert cohort.records["path"].iloc[0] == str(
-        chexpert_csv.parent / "train/patient00001/study1/view1_frontal.jpg"
-    )
+    assert cohort.records["path"].iloc[0] == str(chexpert_csv.parent / "train/patient00001/study1/view1_frontal.jpg")
     (tmp_path / "tables").mkdir()
     moved = shutil.copy(chexpert_csv, tmp_path / "tables" / "elsewhere.csv")
     assert len(chexpert(moved, root=chexpert_csv.parent.parent)) == 4
@@ -124,9 +120,7 @@ def test_chexpert_rejects_bad_values_naming_line_and_column(chexpert_csv, column
 
 def test_chexpert_missing_columns_are_listed(chexpert_csv):
     pd.read_csv(chexpert_csv, dtype=str).drop(columns=["Fracture", "Sex"]).to_csv(chexpert_csv, index=False)
-    with pytest.raises(
-        ValueError, match=r"train.csv: missing column\(s\) \['Sex', 'Fracture'\]; the table has"
-    ):
+    with pytest.raises(ValueError, match=r"train.csv: missing column\(s\) \['Sex', 'Fracture'\]; the table has"):
         chexpert(chexpert_csv)
 
 
@@ -138,9 +132,7 @@ def test_mimic_cxr_joins_images_study_labels_and_patients(mimic_root):
     rows = by_id(cohort.records)
     assert set(rows) == {"d1", "d2", "d3", "d4"} and rows["d1"]["patient_id"] == "10000032"
     assert rows["d1"]["path"] == str(mimic_root / "files/p10/p10000032/s50414267/d1.jpg")
-    assert (
-        rows["d1"]["view"] == "PA" and rows["d2"]["view"] == "lateral" and value(rows["d4"]["view"]) is None
-    )
+    assert rows["d1"]["view"] == "PA" and rows["d2"]["view"] == "lateral" and value(rows["d4"]["view"]) is None
     assert rows["d1"]["no_finding"] == 1 and rows["d2"]["no_finding"] == 1  # labels are per study
     assert rows["d3"]["cardiomegaly"] == 1 and value(rows["d3"]["edema"]) is None
     assert rows["d4"]["pneumothorax"] == 0
@@ -189,9 +181,7 @@ def test_nih_rejects_unknown_labels_and_reports_missing_images(nih_csv):
         nih_chestxray14(nih_csv)
     table.loc[2, "Finding Labels"] = "Hernia"
     table.to_csv(nih_csv, index=False)
-    with pytest.raises(
-        FileNotFoundError, match=r"1 image\(s\) listed in Data_Entry_2017.csv not found.*00000002_000"
-    ):
+    with pytest.raises(FileNotFoundError, match=r"1 image\(s\) listed in Data_Entry_2017.csv not found.*00000002_000"):
         nih_chestxray14(nih_csv, images=nih_csv.parent / "images_001")
 
 

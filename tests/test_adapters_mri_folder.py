@@ -43,9 +43,7 @@ def test_brain_mri_oasis_slices_and_cdr_mapping(oasis):
     assert second["alzheimers_disease"] == 0 and second["mild_cognitive_impairment"] == 0
     assert value(second["dementia_severity"]) is None
     sagittal = brain_mri(root, csv, id_column="ID", axis="sagittal", slices=[0, 11])
-    assert (
-        len(sagittal) == 4 and sagittal.axis == "sagittal" and set(sagittal.records["slice_index"]) == {0, 11}
-    )
+    assert len(sagittal) == 4 and sagittal.axis == "sagittal" and set(sagittal.records["slice_index"]) == {0, 11}
 
 
 def test_brain_mri_counts_slices_in_ras_orientation(tmp_path):
@@ -83,9 +81,7 @@ def test_brain_mri_errors(oasis, tmp_path):
     table.loc[1, "CDR"] = "0"
     table.loc[2] = ["OAS1_0003_MR1", "F", "70", "0"]
     table.to_csv(csv, index=False)
-    with pytest.raises(
-        FileNotFoundError, match="line 4: subject OAS1_0003_MR1 needs exactly one NIfTI volume"
-    ):
+    with pytest.raises(FileNotFoundError, match="line 4: subject OAS1_0003_MR1 needs exactly one NIfTI volume"):
         brain_mri(root, csv, id_column="ID")
     table.drop(index=2).assign(Group="Demented?").to_csv(csv, index=False)
     with pytest.raises(ValueError, match="column 'Group': diagnosis 'Demented\\?' unknown; use one of CN"):
@@ -108,9 +104,7 @@ def test_image_folder_reads_the_generic_layout(folder_root):
     ]  # fmt: skip
     assert rows["img1"]["path"] == str(folder_root / "images/img1.png") and rows["img1"]["patient_id"] == "p1"
     assert rows["img1"]["mask_path"] == str(folder_root / "masks/img1.png") and cohort.has_masks
-    assert (
-        rows["img2"]["age"] == 62.0 and rows["img2"]["nodule"] == 1 and rows["img2"]["smoking"] == "current"
-    )
+    assert rows["img2"]["age"] == 62.0 and rows["img2"]["nodule"] == 1 and rows["img2"]["smoking"] == "current"
     assert value(rows["img3"]["smoking"]) is None and value(rows["img3"]["nodule"]) is None
     assert rows["img2"]["pack_years"] == "20" and str(cohort.records["nodule"].dtype) == "Int64"
     chosen = image_folder(folder_root, "metadata.csv", patient_column="id", mask_column=None, fields=["age"])
@@ -154,9 +148,7 @@ def test_image_folder_without_patient_and_mask_columns(folder_root):
     ],
 )
 def test_image_folder_rejects_bad_tables(folder_root, edit, error, message):
-    edit(pd.read_csv(folder_root / "metadata.csv", dtype=str)).to_csv(
-        folder_root / "metadata.csv", index=False
-    )
+    edit(pd.read_csv(folder_root / "metadata.csv", dtype=str)).to_csv(folder_root / "metadata.csv", index=False)
     with pytest.raises(error, match=message):
         image_folder(folder_root)
 

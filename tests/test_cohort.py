@@ -96,9 +96,7 @@ def test_split_is_deterministic_in_the_seed_and_independent_of_row_order(tmp_pat
 
 
 def test_split_gives_every_part_a_patient_when_there_are_enough(tmp_path):
-    parts = split_by_patient(
-        make_cohort(tmp_path, ["a", "b", "c"]), {"train": 0.9, "val": 0.05, "test": 0.05}
-    )
+    parts = split_by_patient(make_cohort(tmp_path, ["a", "b", "c"]), {"train": 0.9, "val": 0.05, "test": 0.05})
     assert [len(part) for part in parts.values()] == [1, 1, 1]
     with pytest.raises(ValueError, match="2 patient.*3 non-empty splits"):
         split_by_patient(make_cohort(tmp_path, ["a", "b", "a"]))
@@ -147,9 +145,7 @@ def test_load_table_errors_name_the_file_and_the_fix(tmp_path):
     with pytest.raises(ValueError, match="header.csv: table has a header but no rows"):
         load_table(tmp_path / "header.csv")
     (tmp_path / "t.csv").write_text("id,pth\na,x.png\n")
-    with pytest.raises(
-        ValueError, match=r"t.csv: missing column\(s\) \['path'\]; the table has \['id', 'pth'\]"
-    ):
+    with pytest.raises(ValueError, match=r"t.csv: missing column\(s\) \['path'\]; the table has \['id', 'pth'\]"):
         load_table(tmp_path / "t.csv", required=["path"], id_column="id")
     (tmp_path / "bad.xlsx").write_text("not a workbook")
     with pytest.raises(ValueError, match="bad.xlsx: not a readable .xlsx workbook"):
@@ -158,9 +154,7 @@ def test_load_table_errors_name_the_file_and_the_fix(tmp_path):
 
 def test_load_table_lists_duplicate_and_blank_ids(tmp_path):
     (tmp_path / "t.csv").write_text("id,age\na,1\nb,2\na,3\nb,4\nc,5\n")
-    with pytest.raises(
-        ValueError, match=r"t.csv: 2 duplicate value\(s\) in id column 'id' \(e.g. 'a', 'b'\)"
-    ):
+    with pytest.raises(ValueError, match=r"t.csv: 2 duplicate value\(s\) in id column 'id' \(e.g. 'a', 'b'\)"):
         load_table(tmp_path / "t.csv", id_column="id")
     (tmp_path / "u.csv").write_text("id,age\na,1\n,2\n")
     with pytest.raises(ValueError, match="u.csv: line 3: column 'id' is empty"):

@@ -46,8 +46,7 @@ def test_folder_items_crop_to_the_centre_square_and_keep_masks_binary(folder_roo
     assert torch.equal(item["mask"][0].bool(), torch.from_numpy(mask))
     assert item["id"] == "img2" and item["row"]["smoking"] == "current" and item["row"]["nodule"] == 1
     assert item["prompt"] == (
-        "Chest X-ray: Patient age: 62. Gender: Male. Smoking status: current smoker. Nodule. "
-        "pack years is 20."
+        "Chest X-ray: Patient age: 62. Gender: Male. Smoking status: current smoker. Nodule. pack years is 20."
     )
     assert dataset[3]["row"]["smoking"] is None and "Smoking" not in dataset[3]["prompt"]
     assert isinstance(dataset[3]["row"]["age"], float) and dataset[3]["row"]["slice_index"] is None
@@ -77,9 +76,7 @@ def test_covid_masks_are_resized_to_their_image(covid_root):
 def test_folder_mask_of_another_size_is_an_error_naming_both_files(folder_root):
     Image.fromarray(np.zeros((20, 20), np.uint8)).save(folder_root / "masks/img1.png")
     dataset = ImageTextDataset(image_folder(folder_root), CXR, resolution=16)
-    with pytest.raises(
-        ValueError, match=r"masks/img1.png: mask is 20×20 px but its image .*images/img1.png is 32×40"
-    ):
+    with pytest.raises(ValueError, match=r"masks/img1.png: mask is 20×20 px but its image .*images/img1.png is 32×40"):
         dataset[1]
 
 

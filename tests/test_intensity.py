@@ -31,9 +31,7 @@ def _pydicom_windowing(values: np.ndarray, center: float, width: float, function
 
 
 @pytest.mark.parametrize("function", ["LINEAR", "LINEAR_EXACT", "SIGMOID"])
-@pytest.mark.parametrize(
-    ("center", "width"), [(2048.0, 4096.0), (600.0, 1600.0), (100.0, 1.0), (1000.5, 37.0)]
-)
+@pytest.mark.parametrize(("center", "width"), [(2048.0, 4096.0), (600.0, 1600.0), (100.0, 1.0), (1000.5, 37.0)])
 def test_window_level_matches_pydicom(function: str, center: float, width: float) -> None:
     values = np.arange(0, 4096, dtype=np.float64)
     ours = window_level(values, center, width, function=function)

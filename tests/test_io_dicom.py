@@ -120,9 +120,7 @@ def test_voi_lut_sequence_is_applied() -> None:
 
 def test_sigmoid_voi_function(tmp_path: Path) -> None:
     stored = np.arange(0, 4096, 16, dtype=np.uint16).reshape(16, 16)
-    path = _dicom(
-        tmp_path / "sigmoid.dcm", stored, WindowCenter=2000, WindowWidth=800, VOILUTFunction="SIGMOID"
-    )
+    path = _dicom(tmp_path / "sigmoid.dcm", stored, WindowCenter=2000, WindowWidth=800, VOILUTFunction="SIGMOID")
     expected = 1 / (1 + np.exp(-4 * (stored - 2000.0) / 800))
     np.testing.assert_allclose(read_image(path).pixels, expected, atol=1e-6)
 
@@ -142,9 +140,7 @@ def test_multi_frame_shares_one_scale_and_compressed_twins_decode_equal() -> Non
     values = np.stack([frame.values for frame in frames])
     low, high = np.percentile(values, [0.5, 99.5])  # one window over every frame
     for frame in frames:
-        np.testing.assert_allclose(
-            frame.pixels, np.clip((frame.values - low) / (high - low), 0, 1), atol=1e-6
-        )
+        np.testing.assert_allclose(frame.pixels, np.clip((frame.values - low) / (high - low), 0, 1), atol=1e-6)
     for twin in ("emri_small_RLE.dcm", "emri_small_jpeg_2k_lossless.dcm", "emri_small_jpeg_ls_lossless.dcm"):
         np.testing.assert_array_equal(np.stack([f.values for f in read_images(_file(twin))]), values)
     single = read_image(_file("MR_small.dcm")).values
@@ -186,13 +182,9 @@ def test_bad_dicom_files(tmp_path: Path) -> None:
         read_image(tmp_path / "nopixels.dcm")
     whole = _file("MR_small.dcm").read_bytes()
     (tmp_path / "cut.dcm").write_bytes(whole[: len(whole) - 4000])
-    with pytest.raises(
-        ValueError, match=r"cut\.dcm: cannot decode the pixel data \(.*\); the file may be truncated"
-    ):
+    with pytest.raises(ValueError, match=r"cut\.dcm: cannot decode the pixel data \(.*\); the file may be truncated"):
         read_image(tmp_path / "cut.dcm")
-    with pytest.raises(
-        ValueError, match=r"too_short\.dcm: DICOM has no pixel data .*truncated before its pixels"
-    ):
+    with pytest.raises(ValueError, match=r"too_short\.dcm: DICOM has no pixel data .*truncated before its pixels"):
         read_image(_file("emri_small_jpeg_2k_lossless_too_short.dcm"))
 
 
@@ -273,7 +265,5 @@ def test_write_dicom_refuses_a_different_size(tmp_path: Path) -> None:
         ValueError, match=r"out\.dcm: pixels are \(64, 64\) but like image .*CT_small\.dcm is \(128, 128\)"
     ):
         write_image(tmp_path / "out.dcm", np.zeros((64, 64)), like=source)
-    with pytest.raises(
-        ValueError, match=r"out\.nii: like= must be a nifti image read by medcf, got a dicom image"
-    ):
+    with pytest.raises(ValueError, match=r"out\.nii: like= must be a nifti image read by medcf, got a dicom image"):
         write_image(tmp_path / "out.nii", source.pixels, like=source)

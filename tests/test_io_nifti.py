@@ -88,17 +88,13 @@ def test_window_is_shared_by_the_whole_volume(asymmetric: Path) -> None:
     volume = nib.load(asymmetric).get_fdata()
     low, high = np.percentile(volume, [0.5, 99.5])
     for image in read_images(asymmetric, slices=[0, 7, 15]):
-        np.testing.assert_allclose(
-            image.pixels, np.clip((image.values - low) / (high - low), 0, 1), atol=1e-6
-        )
+        np.testing.assert_allclose(image.pixels, np.clip((image.values - low) / (high - low), 0, 1), atol=1e-6)
     explicit = read_image(asymmetric, index=3, window=(150, 100))
     np.testing.assert_allclose(explicit.pixels, np.clip((explicit.values - 150) / 100 + 0.5, 0, 1), atol=1e-6)
 
 
 def test_header_display_range_and_units_are_honoured(tmp_path: Path) -> None:
-    image = nib.Nifti1Image(
-        np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6), np.diag([500, 250, 100, 1])
-    )
+    image = nib.Nifti1Image(np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6), np.diag([500, 250, 100, 1]))
     image.header["cal_min"], image.header["cal_max"] = 10.0, 50.0
     image.header.set_xyzt_units("micron")
     nib.save(image, tmp_path / "cal.nii")
@@ -119,9 +115,7 @@ def test_mni152_template(mni: Path) -> None:
     assert brain > 0.4 and corners.max() < 0.05
     with pytest.raises(ValueError, match=r"mni152\.nii\.gz holds 189 axial slices; pass index=0\.\.188"):
         read_image(mni)
-    with pytest.raises(
-        ValueError, match=r"axial slices \[189\] out of range; the file holds 189 axial slices"
-    ):
+    with pytest.raises(ValueError, match=r"axial slices \[189\] out of range; the file holds 189 axial slices"):
         read_images(mni, slices=range(187, 190))
 
 
@@ -153,9 +147,7 @@ def test_write_slice_back_at_its_world_position(asymmetric: Path, tmp_path: Path
         marker_world = _world(AFFINE, marker_in.astype(float))
         plane = 2 if axis == "axial" else 0
         plane_value = _world(source.header.affine, np.array([[index, index, index]], float))[0, plane]
-        expected = {
-            tuple(p) for p in np.round(marker_world[np.isclose(marker_world[:, plane], plane_value)], 3)
-        }
+        expected = {tuple(p) for p in np.round(marker_world[np.isclose(marker_world[:, plane], plane_value)], 3)}
         found = _world(written.affine, np.argwhere(written.get_fdata() > 999).astype(float))
         assert expected and {tuple(p) for p in np.round(found, 3)} == expected
 

@@ -20,9 +20,7 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def _png_bytes(
-    samples: np.ndarray, bit_depth: int, colour_type: int, *, size: tuple[int, int] | None = None
-) -> bytes:
+def _png_bytes(samples: np.ndarray, bit_depth: int, colour_type: int, *, size: tuple[int, int] | None = None) -> bytes:
     """A PNG written by hand (Pillow cannot write 16-bit colour); `size` fakes the header (width, height)."""
     height, width = samples.shape[:2]
     dtype = ">u2" if bit_depth == 16 else "u1"
@@ -89,23 +87,17 @@ def test_one_bit_png_expands_to_0_and_255(tmp_path: Path) -> None:
 
 def test_32_bit_integer_mode_is_16_bit_or_refused(tmp_path: Path) -> None:
     # Pillow cannot write mode "I" as PNG; older Pillow opened 16-bit grey PNG in this mode
-    codes, code_max = raster._grey_codes(
-        tmp_path / "x.png", Image.fromarray(np.array([[0, 40000]], np.int32))
-    )
+    codes, code_max = raster._grey_codes(tmp_path / "x.png", Image.fromarray(np.array([[0, 40000]], np.int32)))
     assert code_max == 65535.0 and codes.tolist() == [[0.0, 40000.0]]
     with pytest.raises(ValueError, match=r"x\.png: 32-bit integer image with values outside 0\.\.65535"):
         raster._grey_codes(tmp_path / "x.png", Image.fromarray(np.array([[0, 70000]], np.int32)))
 
 
-@pytest.mark.parametrize(
-    ("colour_type", "channels", "name"), [(2, 3, "RGB"), (4, 2, "grey\\+alpha"), (6, 4, "RGBA")]
-)
+@pytest.mark.parametrize(("colour_type", "channels", "name"), [(2, 3, "RGB"), (4, 2, "grey\\+alpha"), (6, 4, "RGBA")])
 def test_16_bit_colour_png_is_refused(tmp_path: Path, colour_type: int, channels: int, name: str) -> None:
     path = tmp_path / "colour16.png"
     path.write_bytes(_png_bytes(np.full((4, 5, channels), 40000, np.uint16), 16, colour_type))
-    with pytest.raises(
-        ValueError, match=rf"colour16\.png: 16-bit {name} PNG; Pillow would decode it at 8 bits"
-    ):
+    with pytest.raises(ValueError, match=rf"colour16\.png: 16-bit {name} PNG; Pillow would decode it at 8 bits"):
         read_image(path)
 
 
@@ -119,16 +111,12 @@ def test_jpeg_grey_and_exif_orientation(tmp_path: Path) -> None:
     exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
     rotated = read_image(_save(tmp_path / "rotated.jpeg", Image.fromarray(grey), quality=100, exif=exif))
     assert rotated.shape == (32, 16)
-    assert (
-        rotated.values[0, :].mean() < 20 and rotated.values[-1, :].mean() > 235
-    )  # left edge is now at the top
+    assert rotated.values[0, :].mean() < 20 and rotated.values[-1, :].mean() > 235  # left edge is now at the top
 
 
 def test_cmyk_jpeg_is_refused(tmp_path: Path) -> None:
     path = _save(tmp_path / "print.jpg", Image.new("CMYK", (8, 8)))
-    with pytest.raises(
-        ValueError, match=r"print\.jpg: unsupported JPEG colour mode 'CMYK'; convert it to greyscale"
-    ):
+    with pytest.raises(ValueError, match=r"print\.jpg: unsupported JPEG colour mode 'CMYK'; convert it to greyscale"):
         read_image(path)
 
 
@@ -168,21 +156,15 @@ def test_write_refuses_nan_and_bad_arguments(tmp_path: Path) -> None:
         write_image(tmp_path / "x.jpg", np.zeros((4, 4)))
     with pytest.raises(ValueError, match=r"x\.dcm: DICOM output needs its geometry from a reference image"):
         write_image(tmp_path / "x.dcm", np.zeros((4, 4)))
-    with pytest.raises(
-        ValueError, match=r"x\.nii\.gz: NIFTI output needs its geometry from a reference image"
-    ):
+    with pytest.raises(ValueError, match=r"x\.nii\.gz: NIFTI output needs its geometry from a reference image"):
         write_image(tmp_path / "x.nii.gz", np.zeros((4, 4)))
 
 
 def test_write_image_checks_like_shape_and_format(tmp_path: Path, ramp8: np.ndarray) -> None:
     like = read_image(_save(tmp_path / "like.png", Image.fromarray(ramp8)))
-    with pytest.raises(
-        ValueError, match=r"out\.png: pixels are \(5, 5\) but like image .*like\.png is \(12, 20\)"
-    ):
+    with pytest.raises(ValueError, match=r"out\.png: pixels are \(5, 5\) but like image .*like\.png is \(12, 20\)"):
         write_image(tmp_path / "out.png", np.zeros((5, 5)), like=like)
-    with pytest.raises(
-        ValueError, match=r"out\.dcm: like= must be a dicom image read by medcf, got a png image"
-    ):
+    with pytest.raises(ValueError, match=r"out\.dcm: like= must be a dicom image read by medcf, got a png image"):
         write_image(tmp_path / "out.dcm", like.pixels, like=like)
 
 
@@ -193,9 +175,7 @@ def test_missing_empty_and_unsupported_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"empty\.png: empty file \(0 bytes\); re-export or re-download it"):
         read_image(tmp_path / "empty.png")
     (tmp_path / "scan.tif").write_bytes(b"II*\x00" + bytes(200))
-    with pytest.raises(
-        ValueError, match=r"scan\.tif: unsupported file type '\.tif'; medcf reads \.png, \.jpg"
-    ):
+    with pytest.raises(ValueError, match=r"scan\.tif: unsupported file type '\.tif'; medcf reads \.png, \.jpg"):
         read_image(tmp_path / "scan.tif")
     assert IMAGE_SUFFIXES == (".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".nii", ".nii.gz")
 
@@ -225,19 +205,13 @@ def test_oversize_images_are_refused_from_the_header(tmp_path: Path) -> None:
 def test_index_slices_and_arguments_are_checked(tmp_path: Path, ramp8: np.ndarray) -> None:
     path = _save(tmp_path / "grey.png", Image.fromarray(ramp8))
     assert len(read_images(path, slices=[0])) == 1
-    with pytest.raises(
-        ValueError, match=r"slices=0 must be a list or range of indices; use read_image\(index"
-    ):
+    with pytest.raises(ValueError, match=r"slices=0 must be a list or range of indices; use read_image\(index"):
         read_images(path, slices=0)
-    with pytest.raises(
-        ValueError, match=r"grey\.png: image \[1\] out of range; the file holds 1 image \(0\.\.0\)"
-    ):
+    with pytest.raises(ValueError, match=r"grey\.png: image \[1\] out of range; the file holds 1 image \(0\.\.0\)"):
         read_image(path, index=1)
     with pytest.raises(ValueError, match=r"volume= applies to 4-D NIfTI files only"):
         read_image(path, volume=0)
     with pytest.raises(ValueError, match=r"axis 'transverse' unknown; use one of sagittal, coronal, axial"):
         read_image(path, axis="transverse")
-    with pytest.raises(
-        ValueError, match=r"window=\(10, 0\) invalid; pass window=\(center, width\) with width > 0"
-    ):
+    with pytest.raises(ValueError, match=r"window=\(10, 0\) invalid; pass window=\(center, width\) with width > 0"):
         read_image(path, window=(10, 0))

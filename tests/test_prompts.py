@@ -58,8 +58,7 @@ def test_pandas_rows_with_na_values_render_like_dicts():
         "Cardiomegaly. Lung opacity. Support devices present."
     )
     assert simple.render(first) == (
-        "A chest X-ray of an 80 year old female current smoker with cardiomegaly, lung opacity and "
-        "support devices."
+        "A chest X-ray of an 80 year old female current smoker with cardiomegaly, lung opacity and support devices."
     )
     assert table.render(second) == "Chest X-ray: No support devices."
     assert simple.render(second) == "A chest X-ray."

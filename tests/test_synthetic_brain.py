@@ -93,9 +93,7 @@ def test_every_counterfactual_changes_something_and_nothing_outside_its_mask():
 
 def test_subjects_are_deterministic_and_differ():
     assert sample_brain_subject(0, 1) == SUBJECTS[1]
-    assert np.array_equal(
-        render_brain(sample_brain_subject(0, 1), SIZE).image, render_brain(SUBJECTS[1], SIZE).image
-    )
+    assert np.array_equal(render_brain(sample_brain_subject(0, 1), SIZE).image, render_brain(SUBJECTS[1], SIZE).image)
     assert np.abs(render_brain(SUBJECTS[0], SIZE).image - render_brain(SUBJECTS[1], SIZE).image).mean() > 0.02
 
 

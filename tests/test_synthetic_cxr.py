@@ -70,17 +70,13 @@ def test_heart_grows_with_age_and_with_cardiomegaly(subject):
     areas = [render_cxr(subject, SIZE, age=age, cardiomegaly=0).masks["heart"].sum() for age in (20, 60, 95)]
     assert areas[0] <= areas[1] <= areas[2] and areas[0] < areas[2]
     enlarged = render_cxr(subject, SIZE, cardiomegaly=1)
-    assert (
-        enlarged.masks["heart"].sum() > 1.1 * render_cxr(subject, SIZE, cardiomegaly=0).masks["heart"].sum()
-    )
+    assert enlarged.masks["heart"].sum() > 1.1 * render_cxr(subject, SIZE, cardiomegaly=0).masks["heart"].sum()
     assert enlarged.masks["cardiomegaly"].any()
 
 
 def _zero_region(factual, changed, factor: str) -> np.ndarray:
     """Where the factor's mechanism cannot reach: the pair must be identical there, bit for bit."""
-    lungs = ndimage.binary_dilation(
-        factual.masks["lungs"] | changed.masks["lungs"], iterations=3
-    )  # soft edge
+    lungs = ndimage.binary_dilation(factual.masks["lungs"] | changed.masks["lungs"], iterations=3)  # soft edge
     if factor in ("smoking", "consolidation", "pleural_effusion"):
         return ~lungs
     if factor == "nodule":
@@ -143,9 +139,7 @@ def test_bad_factor_overrides_are_refused_with_the_fix(overrides, message):
 
 def test_causal_graph_smoking_raises_nodule_prevalence_and_rows_are_canonical():
     cohort = [sample_cxr_subject(3, index) for index in range(1500)]
-    rate = {
-        level: np.mean([s.nodule for s in cohort if s.smoking == level]) for level in ("never", "current")
-    }
+    rate = {level: np.mean([s.nodule for s in cohort if s.smoking == level]) for level in ("never", "current")}
     assert rate["current"] > rate["never"]
     row = cxr_row(cohort[0])
     assert set(row) >= {

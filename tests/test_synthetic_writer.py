@@ -56,9 +56,7 @@ def test_cxr_layout_and_metadata_read_back_with_canonical_columns(cxr_dataset: P
         findings = [record.nodule, record.consolidation, record.pleural_effusion, record.cardiomegaly]
         assert record.no_finding == int(not any(findings))
     masks = pd.read_csv(cxr_dataset / "masks.csv")
-    assert {"lungs", "heart"} <= set(masks["name"]) and all(
-        (cxr_dataset / path).exists() for path in masks["path"]
-    )
+    assert {"lungs", "heart"} <= set(masks["name"]) and all((cxr_dataset / path).exists() for path in masks["path"])
 
 
 def test_counterfactual_index_matches_the_files(cxr_dataset: Path):
@@ -78,9 +76,7 @@ def test_counterfactual_index_matches_the_files(cxr_dataset: Path):
         assert change.path == f"counterfactuals/{change.id}/{change.factor}={change.value}.png"
         with Image.open(cxr_dataset / change.effect_mask_path) as mask:
             assert np.asarray(mask).max() == 255  # every single-factor change changes something
-    on_disk = {
-        str(path.relative_to(cxr_dataset)) for path in (cxr_dataset / "counterfactuals").rglob("*.png")
-    }
+    on_disk = {str(path.relative_to(cxr_dataset)) for path in (cxr_dataset / "counterfactuals").rglob("*.png")}
     assert on_disk == set(changes["path"]) | set(changes["effect_mask_path"])
 
 

@@ -81,9 +81,7 @@ def _normalize(records: pd.DataFrame, root: Path) -> pd.DataFrame:
     duplicated = records["id"][records["id"].duplicated()].unique()
     if len(duplicated):
         shown = ", ".join(repr(value) for value in duplicated[:EXAMPLES_SHOWN])
-        raise ValueError(
-            f"{root}: {len(duplicated)} duplicate image id(s) (e.g. {shown}); ids must be unique"
-        )
+        raise ValueError(f"{root}: {len(duplicated)} duplicate image id(s) (e.g. {shown}); ids must be unique")
     return records
 
 

@@ -31,9 +31,7 @@ class ImageTextDataset(Dataset):
     a different paraphrase for each image, and the same one for that image in every run and process.
     """
 
-    def __init__(
-        self, cohort: Cohort, template: PromptTemplate, *, resolution: int = 128, seed: int = 0
-    ) -> None:
+    def __init__(self, cohort: Cohort, template: PromptTemplate, *, resolution: int = 128, seed: int = 0) -> None:
         if resolution < 1:
             raise ValueError(f"resolution={resolution}: pass a positive image side in pixels, e.g. 128")
         self.cohort = cohort

@@ -111,15 +111,11 @@ def _open(path: Path) -> Dataset:
     try:
         dataset = pydicom.dcmread(path)
     except InvalidDicomError:
-        raise ValueError(
-            f"{path}: not a DICOM file (no 'DICM' file meta header); re-export it as DICOM"
-        ) from None
+        raise ValueError(f"{path}: not a DICOM file (no 'DICM' file meta header); re-export it as DICOM") from None
     except (OSError, EOFError, ValueError, KeyError) as error:
         raise ValueError(f"{path}: corrupt DICOM ({error}); re-export the file") from None
     if "TransferSyntaxUID" not in getattr(dataset, "file_meta", {}):
-        raise ValueError(
-            f"{path}: DICOM file meta lacks a Transfer Syntax UID (truncated?); re-export the file"
-        )
+        raise ValueError(f"{path}: DICOM file meta lacks a Transfer Syntax UID (truncated?); re-export the file")
     if not any(keyword in dataset for keyword in PIXEL_DATA):
         raise ValueError(
             f"{path}: DICOM has no pixel data (a non-image object, or a file truncated before its pixels); "
@@ -152,9 +148,7 @@ def _decode(path: Path, dataset: Dataset) -> tuple[np.ndarray, float | None]:
         if photometric == "PALETTE COLOR":
             array = apply_color_lut(array, dataset)
     except Exception as error:  # pydicom's decoders raise many types on damaged data; report them as one
-        raise ValueError(
-            f"{path}: cannot decode the pixel data ({error}); the file may be truncated"
-        ) from None
+        raise ValueError(f"{path}: cannot decode the pixel data ({error}); the file may be truncated") from None
     frames = int(dataset.get("NumberOfFrames") or 1)
     if photometric == "PALETTE COLOR":
         bits = int(dataset.RedPaletteColorLookupTableDescriptor[2])
@@ -184,9 +178,7 @@ def _voi(
         try:
             return window_level(values, center, width, function=function)
         except ValueError as error:
-            raise ValueError(
-                f"{path}: the file's window is unusable ({error}); pass window=(center, width)"
-            ) from None
+            raise ValueError(f"{path}: the file's window is unusable ({error}); pass window=(center, width)") from None
     return window_level(values, *window(), function="LINEAR_EXACT")
 
 

@@ -42,9 +42,7 @@ def read_images(
     PS3.3 C.11.2.1.3.2). `volume` picks the volume of a 4-D NIfTI (required when it has several).
     """
     if isinstance(slices, int):
-        raise ValueError(
-            f"{path}: slices={slices} must be a list or range of indices; use read_image(index=...)"
-        )
+        raise ValueError(f"{path}: slices={slices} must be a list or range of indices; use read_image(index=...)")
     return _read(path, partial(_pick_slices, path, slices), axis=axis, window=window, volume=volume)
 
 
@@ -136,9 +134,7 @@ def _pick_slices(path: str | Path, slices: Sequence[int] | None, count: int, nou
         return list(range(count))
     indices = [int(index) for index in slices]
     if outside := [index for index in indices if not 0 <= index < count]:
-        raise ValueError(
-            f"{path}: {noun} {outside} out of range; the file holds {count} {noun} (0..{count - 1})"
-        )
+        raise ValueError(f"{path}: {noun} {outside} out of range; the file holds {count} {noun} (0..{count - 1})")
     return indices
 
 

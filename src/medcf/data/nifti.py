@@ -76,9 +76,7 @@ def _volume(path: Path, volume: int | None) -> nib.Nifti1Image:
         raise ValueError(f"{path}: not a readable NIfTI ({error}); re-export the file") from None
     shape = image.shape
     if not 2 <= len(shape) <= 4:
-        raise ValueError(
-            f"{path}: {len(shape)}-D NIfTI {shape} unsupported; medcf reads 2-D, 3-D and 4-D files"
-        )
+        raise ValueError(f"{path}: {len(shape)}-D NIfTI {shape} unsupported; medcf reads 2-D, 3-D and 4-D files")
     volumes = shape[3] if len(shape) == 4 else 1
     if volume is None and volumes > 1:
         raise ValueError(f"{path}: 4-D NIfTI with {volumes} volumes; pass volume=0..{volumes - 1}")
@@ -87,18 +85,14 @@ def _volume(path: Path, volume: int | None) -> nib.Nifti1Image:
     planes = sorted(shape[:3])
     check_size(path, planes[-2], planes[-1])
     if int(np.prod(shape[:3])) > MAX_VOXELS:
-        raise ValueError(
-            f"{path}: volume of {shape[:3]} voxels is over medcf's limit of 2**30; crop it first"
-        )
+        raise ValueError(f"{path}: volume of {shape[:3]} voxels is over medcf's limit of 2**30; crop it first")
     if len(shape) == 4:
         return image.slicer[..., volume or 0]
     if len(shape) == 2:
         try:
             return image.__class__(np.asanyarray(image.dataobj)[..., None], image.affine, image.header)
         except DATA_ERRORS as error:
-            raise ValueError(
-                f"{path}: truncated or corrupt NIfTI data ({error}); re-export the file"
-            ) from None
+            raise ValueError(f"{path}: truncated or corrupt NIfTI data ({error}); re-export the file") from None
     return image
 
 

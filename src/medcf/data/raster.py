@@ -67,9 +67,7 @@ def _open(path: Path) -> Image.Image:
     try:
         image = Image.open(path, formats=["PNG", "JPEG"])
     except Image.DecompressionBombError as error:
-        raise size_error(
-            path, f"more pixels than Pillow's decompression-bomb guard allows ({error})"
-        ) from None
+        raise size_error(path, f"more pixels than Pillow's decompression-bomb guard allows ({error})") from None
     except UnidentifiedImageError:
         raise ValueError(
             f"{path}: not a readable PNG or JPEG (unrecognised or corrupt content); re-export it"
@@ -132,9 +130,7 @@ def display_pixels(path: str | Path, pixels: ArrayLike) -> np.ndarray:
         raise ValueError(f"{path}: pixels must be a non-empty 2-D (H, W) array, got shape {array.shape}")
     if not np.isfinite(array).all():
         count = int((~np.isfinite(array)).sum())
-        raise ValueError(
-            f"{path}: pixels contain {count} NaN/Inf values; fix them (e.g. numpy.nan_to_num) first"
-        )
+        raise ValueError(f"{path}: pixels contain {count} NaN/Inf values; fix them (e.g. numpy.nan_to_num) first")
     return np.clip(array, 0.0, 1.0).astype(np.float32)
 
 

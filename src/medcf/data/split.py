@@ -44,9 +44,7 @@ def _check_fractions(fractions: Mapping[str, float]) -> None:
         raise ValueError("split fractions are empty; pass e.g. {'train': 0.8, 'val': 0.1, 'test': 0.1}")
     for name, fraction in fractions.items():
         if not 0 < fraction <= 1:
-            raise ValueError(
-                f"split '{name}' has fraction {fraction}; use a number in (0, 1] or drop the split"
-            )
+            raise ValueError(f"split '{name}' has fraction {fraction}; use a number in (0, 1] or drop the split")
     total = sum(fractions.values())
     if abs(total - 1) > SUM_TOLERANCE:
         raise ValueError(f"split fractions {dict(fractions)} sum to {total:g}; make them sum to 1")

@@ -21,9 +21,7 @@ EXCEL_SUFFIXES = (".xlsx",)
 EXAMPLES_SHOWN = 5  # bad values quoted in an error message; the rest are counted
 
 
-def load_table(
-    path: str | Path, *, required: Iterable[str] = (), id_column: str | None = None
-) -> pd.DataFrame:
+def load_table(path: str | Path, *, required: Iterable[str] = (), id_column: str | None = None) -> pd.DataFrame:
     """Read a CSV (.csv, .csv.gz) or Excel (.xlsx) table as text; check columns and unique, present ids."""
     path = Path(path)
     if not path.is_file():
@@ -62,9 +60,7 @@ def where(source: Path, index: object) -> str:
     return f"{source}: {unit} {int(index) + 2}"  # type: ignore[call-overload]
 
 
-def parse_column(
-    table: pd.DataFrame, column: str, parse: Callable[[object], object], *, source: Path
-) -> pd.Series:
+def parse_column(table: pd.DataFrame, column: str, parse: Callable[[object], object], *, source: Path) -> pd.Series:
     """Apply `parse` to every cell of `column`; a ValueError is re-raised naming the file, line and column."""
     values = []
     for index, value in table[column].items():

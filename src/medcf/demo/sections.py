@@ -31,9 +31,11 @@ def cohort_section(
         table.append({"cohort": name, "images": len(cohort), "modality": cohort.modality, "prevalence": prevalence})
     table += [{"cohort": f"cxr / {name}", "images": len(part)} for name, part in splits.items()]
     figures = [
-        (relative(preview_grid(root, out / FIGURES / f"preview_{name}.png", subjects=4), out),
-         f"{name}: factual image, anatomy masks, finding masks, and every single-factor counterfactual "
-         "with its true effect mask (red)")
+        (
+            relative(preview_grid(root, out / FIGURES / f"preview_{name}.png", subjects=4), out),
+            f"{name}: factual image, anatomy masks, finding masks, and every single-factor counterfactual "
+            "with its true effect mask (red)",
+        )
         for name, root in roots.items()
     ]
     text = (
@@ -87,15 +89,24 @@ def real_scans_section(out: Path) -> Section:
         _scan_row("MNI152 T1", axial[0], f"{len(axial)} axial slices"),
         {"scan": "ct_derived.dcm", "note": f"derived DICOM written and re-read: max HU error {round_trip:.2f}"},
     ]
-    return Section("Real scans", ["Display convention: 1 = bright as a radiologist sees it."],
-                   [(relative(path, out), "real scans read by medcf")], table)
+    return Section(
+        "Real scans",
+        ["Display convention: 1 = bright as a radiologist sees it."],
+        [(relative(path, out), "real scans read by medcf")],
+        table,
+    )
 
 
 def _scan_row(name: str, image, note: str) -> dict[str, object]:
     provenance = image.provenance
     spacing = "x".join(f"{value:.3g}" for value in provenance.spacing) if provenance.spacing else "unknown"
-    return {"scan": name, "size": f"{image.shape[0]}x{image.shape[1]}", "spacing_mm": spacing,
-            "modality": provenance.modality or "", "note": note}
+    return {
+        "scan": name,
+        "size": f"{image.shape[0]}x{image.shape[1]}",
+        "spacing_mm": spacing,
+        "modality": provenance.modality or "",
+        "note": note,
+    }
 
 
 def counterfactual_section(out: Path, test: Cohort, *, seed: int, size: int, subjects: int = 4) -> Section:
@@ -121,5 +132,9 @@ def counterfactual_section(out: Path, test: Cohort, *, seed: int, size: int, sub
         "removed) and the signed map M = x − x_cf (red: brighter than the healthy counterpart). This is the "
         "reference a model's healthy-counterpart attribution map is scored against."
     )
-    return Section("Ground-truth healthy counterparts and attribution", [text],
-                   [(relative(path, out), "factual, healthy counterpart, signed difference, finding mask")], table)
+    return Section(
+        "Ground-truth healthy counterparts and attribution",
+        [text],
+        [(relative(path, out), "factual, healthy counterpart, signed difference, finding mask")],
+        table,
+    )

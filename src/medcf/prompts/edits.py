@@ -25,8 +25,7 @@ def apply_edit(
     match = _EDIT.fullmatch(edit)
     if match is None:
         raise ValueError(
-            f"edit '{edit}' not understood; write field=value, age+=years or age-=years, "
-            "e.g. pleural_effusion=absent"
+            f"edit '{edit}' not understood; write field=value, age+=years or age-=years, e.g. pleural_effusion=absent"
         )
     field, operator, text = match.groups()
     edited = dict(row)

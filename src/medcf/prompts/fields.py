@@ -169,9 +169,7 @@ def parse_row(row: Mapping[str, object], vocabulary: Vocabulary) -> ClinicalRow:
     diagnosis = None if is_missing(values.get("diagnosis")) else format_value(values["diagnosis"])
     if diagnosis is not None and (key := vocabulary.diagnoses.get(diagnosis.upper())) is not None:
         if findings.get(key) == 0:
-            raise ValueError(
-                f"diagnosis '{diagnosis}' means {key}=1 but the row has {key}=0; fix one of them"
-            )
+            raise ValueError(f"diagnosis '{diagnosis}' means {key}=1 but the row has {key}=0; fix one of them")
         findings[key], diagnosis = 1, None
     _check_normal_consistency(findings, vocabulary)
     skipped = set(CANONICAL_FIELDS) | set(vocabulary.findings) | vocabulary.identity_fields

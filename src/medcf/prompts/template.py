@@ -119,9 +119,7 @@ class PromptTemplate:
             opening += f" of {patient}"
         findings = [pick(self.vocabulary.findings[key].paraphrases) for key in self._present(state)]
         findings += [state.diagnosis] if state.diagnosis else []
-        text = (
-            pick(_FINDING_FRAMES).format(opening=opening, findings=_join(findings)) if findings else opening
-        )
+        text = pick(_FINDING_FRAMES).format(opening=opening, findings=_join(findings)) if findings else opening
         if describe:
             description = pick(self._modality.normal)
             text = pick(_DESCRIPTION_FRAMES).format(
@@ -131,9 +129,7 @@ class PromptTemplate:
 
     def _present(self, state: ClinicalRow) -> list[str]:
         """Keys of present findings other than normal markers, in vocabulary order."""
-        return [
-            key for key, value in state.findings if value == 1 and not self.vocabulary.findings[key].normal
-        ]
+        return [key for key, value in state.findings if value == 1 and not self.vocabulary.findings[key].normal]
 
     def _is_normal(self, state: ClinicalRow) -> bool:
         return any(value == 1 and self.vocabulary.findings[key].normal for key, value in state.findings)

@@ -49,9 +49,7 @@ class Vocabulary:
     def __post_init__(self) -> None:
         for code, key in self.diagnoses.items():
             if key not in self.findings:
-                raise ValueError(
-                    f"vocabulary diagnoses.{code}: '{key}' is not a finding key; add the finding"
-                )
+                raise ValueError(f"vocabulary diagnoses.{code}: '{key}' is not a finding key; add the finding")
         owners: dict[str, str] = {}
         for key, modality in self.modalities.items():
             for spelling in spellings(key, modality):

@@ -69,16 +69,12 @@ def _entries(mapping: Mapping[str, object], section: str, *, reserved: set[str])
     """(key, spec) pairs of one section, keys checked as snake_case and not reserved."""
     entries = mapping.get(section) or {}
     if not isinstance(entries, Mapping):
-        raise ValueError(
-            f"vocabulary {section}: expected a mapping of key → fields, got {type(entries).__name__}"
-        )
+        raise ValueError(f"vocabulary {section}: expected a mapping of key → fields, got {type(entries).__name__}")
     for key in entries:
         if not isinstance(key, str) or not _KEY.fullmatch(key):
             raise ValueError(f"vocabulary {section}: key {key!r} must be snake_case, e.g. pulmonary_embolism")
         if key in reserved:
-            raise ValueError(
-                f"vocabulary {section}.{key}: '{key}' is a patient or identity field, not a finding"
-            )
+            raise ValueError(f"vocabulary {section}.{key}: '{key}' is a patient or identity field, not a finding")
     return list(entries.items())
 
 
@@ -95,9 +91,7 @@ def _fields(spec: object, kinds: dict[str, str], where: str) -> tuple[dict[str, 
         name = key.removeprefix("extra_")
         if kinds[name] == "flag" and not isinstance(value, bool):
             raise ValueError(f"vocabulary {where}.{key}: expected true or false, got {value!r}")
-        checked = (
-            value if kinds[name] == "flag" else (_text if kinds[name] == "text" else _texts)(value, where)
-        )
+        checked = value if kinds[name] == "flag" else (_text if kinds[name] == "text" else _texts)(value, where)
         (extra if key.startswith("extra_") else given)[name] = checked
     return given, extra
 

@@ -143,9 +143,7 @@ def _volume(root: Path, subject: str, listed: object, csv: Path, index: object) 
     candidates = [root / f"{subject}{suffix}" for suffix in NIFTI_SUFFIXES]
     candidates = [path for path in candidates if path.is_file()]
     if (root / subject).is_dir():
-        candidates += sorted(
-            path for path in (root / subject).rglob("*") if path.name.endswith(NIFTI_SUFFIXES)
-        )
+        candidates += sorted(path for path in (root / subject).rglob("*") if path.name.endswith(NIFTI_SUFFIXES))
     if len(candidates) != 1:
         found = "none" if not candidates else ", ".join(str(path) for path in candidates[:3])
         raise FileNotFoundError(
@@ -172,7 +170,5 @@ def _slices(path: str, axis: str, slices: Sequence[int] | None) -> list[int]:
     if slices is None:
         return list(range(count // 4, count - count // 4))
     if bad := [index for index in slices if not 0 <= index < count]:
-        raise ValueError(
-            f"{path}: slice(s) {bad[:5]} outside 0–{count - 1} along {axis}; choose smaller indices"
-        )
+        raise ValueError(f"{path}: slice(s) {bad[:5]} outside 0–{count - 1} along {axis}; choose smaller indices")
     return [int(index) for index in slices]

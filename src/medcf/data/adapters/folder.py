@@ -81,7 +81,5 @@ def _canonical(table: pd.DataFrame, field: str, csv: Path) -> pd.Series:
         values = parse_column(table, field, PARSERS[field], source=csv)
         return values.astype("Float64") if field == "age" else values
     if field in DEFAULT_VOCABULARY.findings:
-        return parse_column(table, field, lambda value: parse_finding(field, value), source=csv).astype(
-            "Int64"
-        )
+        return parse_column(table, field, lambda value: parse_finding(field, value), source=csv).astype("Int64")
     return table[field]

@@ -52,9 +52,7 @@ def mimic_cxr(root: str | Path, *, uncertain: str = "ignore", reports: bool = Fa
     check_policy(uncertain)
     metadata_csv = _find(root, "mimic-cxr-2.0.0-metadata")
     labels_csv = _find(root, "mimic-cxr-2.0.0-chexpert")
-    metadata = load_table(
-        metadata_csv, required=["subject_id", "study_id", "ViewPosition"], id_column="dicom_id"
-    )
+    metadata = load_table(metadata_csv, required=["subject_id", "study_id", "ViewPosition"], id_column="dicom_id")
     labels = load_table(labels_csv, required=["subject_id", "study_id", *LABELS])
     _check_unique_studies(labels, labels_csv)
     findings = parse_labels(labels, uncertain=uncertain, source=labels_csv)
@@ -67,10 +65,7 @@ def mimic_cxr(root: str | Path, *, uncertain: str = "ignore", reports: bool = Fa
         {
             "id": metadata["dicom_id"],
             "patient_id": metadata["subject_id"],
-            "path": [
-                str(study / f"{dicom}.jpg")
-                for study, dicom in zip(studies, metadata["dicom_id"], strict=True)
-            ],
+            "path": [str(study / f"{dicom}.jpg") for study, dicom in zip(studies, metadata["dicom_id"], strict=True)],
             "view": parse_column(metadata, "ViewPosition", _parse_view, source=metadata_csv),
             "subject_id": metadata["subject_id"],
             "study_id": metadata["study_id"],

@@ -86,8 +86,7 @@ def _image_paths(folder: Path) -> dict[str, Path]:
                 continue
             if name in located:
                 raise ValueError(
-                    f"{folder}: image {name} found twice ({located[name]}, {Path(directory) / name}); "
-                    "remove the copy"
+                    f"{folder}: image {name} found twice ({located[name]}, {Path(directory) / name}); remove the copy"
                 )
             located[name] = Path(directory) / name
     return located

@@ -84,9 +84,7 @@ def ventricle_magnification(age: float, alzheimers: int) -> float:
 def _warped_points(pose: _Pose, atlas: BrainAtlas, subject: BrainSubject, alzheimers: int) -> np.ndarray:
     """Atlas points after the ventricle enlargement (age, AD) and the lesion's mass effect."""
     growth = ventricle_magnification(subject.age, alzheimers)
-    points = magnify(
-        pose.points, atlas.ventricle_center, atlas.ventricle_radii, (growth, growth), support=1.6
-    )
+    points = magnify(pose.points, atlas.ventricle_center, atlas.ventricle_radii, (growth, growth), support=1.6)
     if subject.lesion:
         x, y = subject.geometry.lesion_center
         radius = subject.geometry.lesion_radius
@@ -118,9 +116,7 @@ def _lesion(points: np.ndarray, geometry: BrainGeometry, seed: int) -> tuple[np.
     return core, rim, oedema, rho < 1.0
 
 
-def _signal(
-    subject: BrainSubject, atlas: BrainAtlas, points: np.ndarray, masks: dict[str, np.ndarray]
-) -> np.ndarray:
+def _signal(subject: BrainSubject, atlas: BrainAtlas, points: np.ndarray, masks: dict[str, np.ndarray]) -> np.ndarray:
     """Atlas T1 signal at these points with every factor's tissue effect; fills the finding masks."""
     age_fraction = np.clip((subject.age - 20.0) / 70.0, 0.0, 1.0)
     image = sample(atlas.image, points, mode="constant")

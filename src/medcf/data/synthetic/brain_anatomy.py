@@ -99,9 +99,7 @@ def _slice_maps(index: int) -> dict[str, np.ndarray]:
 
 
 def _resize(array: np.ndarray, size: int) -> np.ndarray:
-    resized = Image.fromarray(array.astype(np.float32), mode="F").resize(
-        (size, size), Image.Resampling.LANCZOS
-    )
+    resized = Image.fromarray(array.astype(np.float32), mode="F").resize((size, size), Image.Resampling.LANCZOS)
     return np.asarray(resized)
 
 

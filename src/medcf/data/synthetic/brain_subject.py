@@ -118,9 +118,7 @@ def sample_brain_subject(seed: int, index: int) -> BrainSubject:
     rng = np.random.default_rng((seed, STREAM, index))
     factors = _factors(rng)
     anatomy = _anatomy(rng)
-    return BrainSubject(
-        id=f"brain{index:05d}", anatomy=anatomy, geometry=_geometry(rng, anatomy.slice), **factors
-    )
+    return BrainSubject(id=f"brain{index:05d}", anatomy=anatomy, geometry=_geometry(rng, anatomy.slice), **factors)
 
 
 def brain_row(subject: BrainSubject) -> dict[str, object]:

@@ -110,9 +110,7 @@ def _heart_width(subject: CxrSubject, cardiomegaly: int) -> float:
     return width * (subject.geometry.cardiomegaly_magnification if cardiomegaly else 1.0)
 
 
-def _density(
-    subject: CxrSubject, soft_tissue: float, sampled: _Anatomy, masks: dict[str, np.ndarray]
-) -> np.ndarray:
+def _density(subject: CxrSubject, soft_tissue: float, sampled: _Anatomy, masks: dict[str, np.ndarray]) -> np.ndarray:
     """Atlas density plus every factor's effect; fills the finding masks."""
     age_fraction = np.clip((subject.age - 20.0) / 70.0, 0.0, 1.0)
     density = sampled.image - OSTEOPENIA * age_fraction * sampled.bone

@@ -103,8 +103,7 @@ def _factors(rng: np.random.Generator) -> dict[str, object]:
     smoking = "never" if not ever else "former" if former else "current"
     cardiomegaly = int(rng.random() < logistic(-2.3 + 0.05 * (age - 60) + 0.4 * ever))
     nodule = int(
-        rng.random()
-        < logistic(-2.4 + 0.03 * (age - 60) + 0.8 * (smoking == "former") + 1.5 * (smoking == "current"))
+        rng.random() < logistic(-2.4 + 0.03 * (age - 60) + 0.8 * (smoking == "former") + 1.5 * (smoking == "current"))
     )
     consolidation = int(rng.random() < logistic(-2.3 + 0.02 * (age - 60) + 0.5 * (smoking == "current")))
     effusion = int(rng.random() < logistic(-2.6 + 0.04 * (age - 60) + 1.5 * cardiomegaly))
@@ -171,8 +170,7 @@ def sample_cxr_subject(seed: int, index: int) -> CxrSubject:
 def cxr_row(subject: CxrSubject) -> dict[str, object]:
     """The canonical clinical row of a subject (findings as 1/0; no_finding when none is present)."""
     findings = {
-        name: getattr(subject, name)
-        for name in ("nodule", "consolidation", "pleural_effusion", "cardiomegaly")
+        name: getattr(subject, name) for name in ("nodule", "consolidation", "pleural_effusion", "cardiomegaly")
     }
     return {
         "id": subject.id,

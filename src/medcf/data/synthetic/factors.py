@@ -43,9 +43,7 @@ def with_factors(subject: Any, factors: tuple[Factor, ...], overrides: dict[str,
             raise ValueError(f"unknown factor {name!r}; choose from {sorted(known)}")
         levels = known[name].levels
         if levels is None and not (AGE_RANGE[0] <= float(value) <= AGE_RANGE[1]):  # type: ignore[arg-type]
-            raise ValueError(
-                f"{name}={value!r} is outside {AGE_RANGE[0]}-{AGE_RANGE[1]} years; pass an age inside"
-            )
+            raise ValueError(f"{name}={value!r} is outside {AGE_RANGE[0]}-{AGE_RANGE[1]} years; pass an age inside")
         if levels is not None and value not in levels:
             raise ValueError(f"{name}={value!r} is not a level of {name}; choose from {list(levels)}")
     return dataclasses.replace(subject, **overrides)

@@ -29,9 +29,7 @@ def _read_png(path: Path) -> np.ndarray:
     return (pixels / np.iinfo(pixels.dtype).max).astype(np.float32)
 
 
-def _outlined(
-    image: np.ndarray, masks: list[np.ndarray], colours: tuple[tuple[int, int, int], ...]
-) -> np.ndarray:
+def _outlined(image: np.ndarray, masks: list[np.ndarray], colours: tuple[tuple[int, int, int], ...]) -> np.ndarray:
     """RGB image with each mask's outline drawn in its colour."""
     rgb = mask_outline(image, masks[0], colour=colours[0])
     for mask, colour in zip(masks[1:], colours[1:], strict=True):
@@ -72,9 +70,7 @@ def preview_grid(dataset: Path, path: Path, *, subjects: int = 4) -> Path:
     for record in metadata.itertuples():
         own = masks[masks["id"] == record.id].set_index("name")["path"]
         anatomy = [_read_png(dataset / own[name]) > 0.5 for name in kind.anatomy_masks]
-        findings = [
-            _read_png(dataset / own[name]) > 0.5 for name in own.index if name not in kind.anatomy_masks
-        ]
+        findings = [_read_png(dataset / own[name]) > 0.5 for name in own.index if name not in kind.anatomy_masks]
         own_changes = [
             (
                 f"{change.factor}={change.value}",
@@ -100,9 +96,7 @@ def _render_row(kind_name: str, subject: object, size: int) -> tuple[list[np.nda
     changes = []
     for factor, value in counterfactual_values(subject, kind.factors):
         changed = kind.render(subject, size, **{factor: value})
-        changes.append(
-            (f"{factor}={format_value(value)}", changed.image, effect_mask(factual, changed, factor))
-        )
+        changes.append((f"{factor}={format_value(value)}", changed.image, effect_mask(factual, changed, factor)))
     row = kind.row(subject)
     title = f"{row['id']} {format_value(row['age'])}{row['sex']}"
     return _subject_row(title, factual.image, anatomy, findings, changes)

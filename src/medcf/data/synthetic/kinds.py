@@ -27,9 +27,7 @@ class Kind:
 
 
 KINDS = {
-    "cxr": Kind(
-        "cxr", "chest X-ray", sample_cxr_subject, render_cxr, CXR_FACTORS, cxr_row, ("lungs", "heart")
-    ),
+    "cxr": Kind("cxr", "chest X-ray", sample_cxr_subject, render_cxr, CXR_FACTORS, cxr_row, ("lungs", "heart")),
     "brain": Kind(
         "brain",
         "brain MRI",

@@ -46,9 +46,7 @@ def format_value(value: object) -> str:
     return str(value)
 
 
-def write_subject(
-    kind_name: str, root: Path, size: int, seed: int, counterfactuals: bool, index: int
-) -> SubjectFiles:
+def write_subject(kind_name: str, root: Path, size: int, seed: int, counterfactuals: bool, index: int) -> SubjectFiles:
     """Render subject `index` with its masks and counterfactuals into `root`; returns its table rows."""
     kind = get_kind(kind_name)
     subject = kind.sample(seed, index)
@@ -140,9 +138,7 @@ def _render_all(
     return results
 
 
-def _write_tables(
-    root: Path, kind: Kind, results: list[SubjectFiles], *, n: int, size: int, seed: int
-) -> None:
+def _write_tables(root: Path, kind: Kind, results: list[SubjectFiles], *, n: int, size: int, seed: int) -> None:
     pd.DataFrame([row for row, _, _ in results]).to_csv(root / "metadata.csv", index=False)
     pd.DataFrame([mask for _, masks, _ in results for mask in masks]).to_csv(root / "masks.csv", index=False)
     changes = [change for _, _, rows in results for change in rows]
@@ -155,9 +151,7 @@ def _write_tables(
         "size": size,
         "seed": seed,
         "effect_threshold": EFFECT_THRESHOLD,
-        "factors": {
-            factor.name: None if factor.levels is None else list(factor.levels) for factor in kind.factors
-        },
+        "factors": {factor.name: None if factor.levels is None else list(factor.levels) for factor in kind.factors},
     }
     (root / "dataset.json").write_text(json.dumps(description, indent=2) + "\n")
 
