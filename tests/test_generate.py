@@ -38,9 +38,10 @@ def _final_latents(components: Components, **kwargs: object) -> torch.Tensor:
     return _generate_with_latents(components, **kwargs)[1]
 
 
-@pytest.mark.parametrize("in_channels", [1, 3])
-def test_generate_equals_vanilla_pipeline(tmp_path: Path, in_channels: int) -> None:
-    folder = save_components(tiny_components(in_channels=in_channels), tmp_path / "model")
+@pytest.mark.parametrize(("in_channels", "text_modulation"), [(1, False), (3, False), (1, True)])
+def test_generate_equals_vanilla_pipeline(tmp_path: Path, in_channels: int, text_modulation: bool) -> None:
+    model = tiny_components(in_channels=in_channels, text_modulation=text_modulation)
+    folder = save_components(model, tmp_path / "model")
     components = load_components(folder)
     pipeline = StableDiffusionPipeline.from_pretrained(
         folder, safety_checker=None, requires_safety_checker=False, local_files_only=True
@@ -103,3 +104,38 @@ def test_bad_arguments_name_the_fix(components: Components) -> None:
         generate(components, "one prompt", num_inference_steps=1)
     with pytest.raises(ValueError, match="multiples of the VAE factor 2"):
         generate(components, PROMPTS, num_inference_steps=1, height=33)
+
+
+def _masks() -> torch.Tensor:
+    masks = torch.zeros(2, 1, 32, 32)
+    masks[0, :, 16:, 16:] = 1
+    masks[1, :, :8, :8] = 1
+    return masks
+
+
+@pytest.fixture(scope="module")
+def mask_model() -> Components:
+    return tiny_components(mask_conditioning=True)
+
+
+def test_mask_conditioned_generation_is_seeded_and_follows_the_mask(mask_model: Components) -> None:
+    def run(seed: int, masks: torch.Tensor) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        return generate(mask_model, PROMPTS, num_inference_steps=3, generator=generator, mask=masks)
+
+    first = run(0, _masks())
+    assert first.shape == (2, 1, 32, 32)
+    assert torch.equal(first, run(0, _masks()))
+    assert (first - run(0, _masks().flip(-1))).abs().max() > 1e-4
+    assert (first - run(1, _masks())).abs().max() > 1e-4
+
+
+def test_mask_is_required_exactly_by_mask_conditioned_models(components: Components, mask_model: Components) -> None:
+    with pytest.raises(ValueError, match="is mask-conditioned: pass mask="):
+        generate(mask_model, PROMPTS, num_inference_steps=1)
+    with pytest.raises(ValueError, match="not mask-conditioned; drop the mask"):
+        generate(components, PROMPTS, num_inference_steps=1, mask=_masks())
+    with pytest.raises(ValueError, match="at the image size, \\(2, 1, 32, 32\\)"):
+        generate(mask_model, PROMPTS, num_inference_steps=1, mask=_masks()[:, :, :16])
+    with pytest.raises(ValueError, match="expected \\{0, 1\\}"):
+        generate(mask_model, PROMPTS, num_inference_steps=1, mask=_masks() * 255)

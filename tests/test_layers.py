@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "data": {"prompts"} | LEAVES,
     "models": LEAVES,
     "generate": LOWER,
+    "sampling": LOWER | {"generate"},
     "training": LOWER | {"generate", "config"},
     "editing": LOWER | {"generate", "training"},
     "attribution": LOWER | {"generate", "training", "editing"},

@@ -8,13 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
 from medcf.models import (
+    Components,
+    conditioning_options,
     decode_latents,
     encode_images,
     encode_prompts,
+    has_mask_condition,
+    latent_channels,
     load_components,
+    mask_latents,
     minilm_path,
     save_components,
     scratch_components,
@@ -116,14 +121,18 @@ def test_shipped_minilm_loads_offline(monkeypatch: pytest.MonkeyPatch) -> None:
         encode_prompts(components, "one prompt")
 
 
-def test_scratch_components_forward_at_64px() -> None:
-    components = scratch_components(resolution=64)
+@pytest.mark.parametrize("conditioned", [False, True])
+def test_scratch_components_forward_at_64px(conditioned: bool) -> None:
+    components = scratch_components(resolution=64, mask_conditioning=conditioned, text_modulation=conditioned)
+    assert components.unet.config.sample_size == 16
+    assert components.unet.config.in_channels == 4 + conditioned and latent_channels(components) == 4
     pixel_values = torch.rand(1, 1, 64, 64) * 2 - 1
     with torch.no_grad():
         latents = encode_images(components, pixel_values, sample=False)
         assert latents.shape == (1, 4, 16, 16)  # ×4 downsampling
         embeds = encode_prompts(components, ["axial brain MRI"])
-        noise = components.unet(latents, 500, encoder_hidden_states=embeds).sample
+        model_input = torch.cat([latents, torch.ones(1, 1, 16, 16)], dim=1) if conditioned else latents
+        noise = components.unet(model_input, 500, encoder_hidden_states=embeds).sample
         assert noise.shape == latents.shape
         assert decode_latents(components, latents).shape == (1, 1, 64, 64)
 
@@ -137,3 +146,83 @@ def test_tiny_components_are_seeded_without_touching_global_rng() -> None:
     for name, weight in first.unet.state_dict().items():
         assert torch.equal(weight, second.unet.state_dict()[name])
     assert not torch.equal(first.vae.encoder.conv_in.weight, tiny_components(seed=6).vae.encoder.conv_in.weight)
+
+
+def test_mask_latents_are_the_covered_fraction_of_each_cell() -> None:
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[0, 0, :2, :1] = 1  # half of the top-left 2×2 cell
+    mask[1, 0, 4:, 4:] = 1  # exactly the bottom-right 2×2 latent cells
+    latents = mask_latents(mask, (4, 4))
+    assert latents.shape == (2, 1, 4, 4)
+    assert latents[0, 0, 0, 0] == 0.5 and latents[0].sum() == 0.5
+    assert torch.equal(latents[1, 0], torch.tensor([[0.0] * 4] * 2 + [[0.0, 0.0, 1.0, 1.0]] * 2))
+    assert torch.equal(mask_latents(mask, (8, 8)), mask)  # same size: unchanged
+    with pytest.raises(ValueError, match="expected \\(B, 1, H, W\\)"):
+        mask_latents(mask[:, 0], (4, 4))
+    with pytest.raises(ValueError, match="use \\(mask > 0\\)"):
+        mask_latents(mask * 255, (4, 4))
+
+
+@pytest.mark.parametrize("mask_conditioning", [False, True])
+@pytest.mark.parametrize("text_modulation", [False, True])
+def test_conditioning_options_shape_the_unet(mask_conditioning: bool, text_modulation: bool) -> None:
+    components = tiny_components(mask_conditioning=mask_conditioning, text_modulation=text_modulation)
+    config = components.unet.config
+    assert (config.in_channels, config.out_channels) == (4 + mask_conditioning, 4)
+    assert has_mask_condition(components) == mask_conditioning and latent_channels(components) == 4
+    assert (config.addition_embed_type == "text") == text_modulation
+    assert (config.resnet_time_scale_shift == "scale_shift") == text_modulation
+    resnet = components.unet.mid_block.resnets[0]
+    assert resnet.time_emb_proj.out_features == (2 if text_modulation else 1) * resnet.conv1.out_channels
+
+
+def test_text_modulation_needs_heads_that_divide_the_text_width() -> None:
+    with pytest.raises(ValueError, match="not divisible by 8 pooling heads"):
+        conditioning_options(4, 100, mask_conditioning=False, text_modulation=True, text_heads=8)
+    with pytest.raises(ValueError, match="not divisible by 2 pooling heads"):
+        tiny_components(cross_attention_dim=33, text_modulation=True)
+    assert "addition_embed_type" not in conditioning_options(
+        4, 100, mask_conditioning=True, text_modulation=False, text_heads=8
+    )
+
+
+def _modulation(components: Components, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Time embedding fed to every ResNet (time_embedding + add_embedding) and the first ResNet's (γ, β)."""
+    seen: dict[str, torch.Tensor] = {}
+    unet = components.unet
+    hooks = [unet.time_embedding.register_forward_hook(lambda m, a, out: seen.setdefault("time", out))]
+    if unet.config.addition_embed_type == "text":  # add_embedding = TextTimeEmbedding: the pooled prompt
+        hooks.append(unet.add_embedding.register_forward_hook(lambda m, a, out: seen.setdefault("text", out)))
+    projection = unet.down_blocks[0].resnets[0].time_emb_proj
+    hooks.append(projection.register_forward_hook(lambda m, a, out: seen.setdefault("scale_shift", out)))
+    with torch.no_grad():
+        embeds = encode_prompts(components, prompts)
+        latents = torch.zeros(len(prompts), unet.config.in_channels, 16, 16)
+        unet(latents, torch.full((len(prompts),), 500), encoder_hidden_states=embeds)
+    for hook in hooks:
+        hook.remove()
+    return seen["time"] + seen.get("text", 0), seen["scale_shift"]
+
+
+@pytest.mark.parametrize("text_modulation", [False, True])
+def test_prompt_modulates_resnets_only_with_text_modulation(text_modulation: bool) -> None:
+    components = tiny_components(text_modulation=text_modulation)
+    embedding, scale_shift = _modulation(components, ["chest x-ray, right pleural effusion", "normal chest x-ray"])
+    # Same timestep for both rows: only the prompt can make the ResNets' conditioning differ.
+    assert bool((embedding[0] - embedding[1]).abs().max() > 1e-4) == text_modulation
+    assert bool((scale_shift[0] - scale_shift[1]).abs().max() > 1e-4) == text_modulation
+
+
+def test_mask_conditioned_model_round_trips(tmp_path: Path) -> None:
+    components = tiny_components(mask_conditioning=True, text_modulation=True)
+    folder = save_components(components, tmp_path / "model")
+    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", local_files_only=True)
+    assert (unet.config.in_channels, unet.config.out_channels) == (5, 4)
+    loaded = load_components(folder)
+    assert has_mask_condition(loaded)
+    model_input = torch.randn(2, 5, 16, 16, generator=torch.Generator().manual_seed(0))
+    embeds = encode_prompts(components, ["a chest x-ray", ""])
+    with torch.no_grad():
+        expected = components.unet(model_input, 10, encoder_hidden_states=embeds).sample
+        assert torch.equal(expected, loaded.unet(model_input, 10, encoder_hidden_states=embeds).sample)
+        assert torch.equal(expected, unet(model_input, 10, encoder_hidden_states=embeds).sample)

@@ -1,7 +1,8 @@
-"""Pictures a person looks at: labelled panels of images, signed difference heatmaps, overlays.
+"""Pictures a person looks at: labelled panels and grids of images, signed heatmaps, overlays, line charts.
 
-Pure numpy + Pillow. Every image in is float (H, W) in [0, 1] (grey, display convention) or uint8
-(H, W, 3) RGB; every figure out is an RGB `PIL.Image`, saved atomically by `save_figure`.
+Images: numpy + Pillow. Line charts (loss and metric curves): matplotlib's non-interactive Agg backend.
+Every image in is float (H, W) in [0, 1] (grey, display convention) or uint8 (H, W, 3) RGB; every figure
+out is an RGB `PIL.Image`, saved atomically by `save_figure`.
 """
 
 from __future__ import annotations
@@ -75,6 +76,13 @@ def panel(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[Sequence[str]],
     return canvas
 
 
+def grid(images: Sequence[np.ndarray], *, columns: int = 8, first_label: int = 0) -> Image.Image:
+    """Images in rows of `columns`, each captioned with its number (first_label, first_label + 1, ...)."""
+    rows = [list(images[start : start + columns]) for start in range(0, len(images), columns)]
+    titles = [[str(first_label + row * columns + i) for i in range(len(images_))] for row, images_ in enumerate(rows)]
+    return panel(rows, titles, tile=max(96, images[0].shape[0]))
+
+
 def _tile(image: np.ndarray, height: int) -> Image.Image:
     picture = Image.fromarray(to_rgb(image))
     width = max(1, round(picture.width * height / picture.height))
@@ -86,4 +94,39 @@ def save_figure(figure: Image.Image, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary:
         figure.save(temporary, format="PNG")
+    return path
+
+
+def line_chart(
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    path: Path,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    log_y: bool = False,
+    marker: tuple[float, float] | None = None,
+) -> Path:
+    """Curves {name: (x, y)} as a PNG, written atomically; `marker` (x, y) highlights one point (e.g. a best δ)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and CI
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(6, 3.6), dpi=110)
+    for name, (x, y) in series.items():
+        axes.plot(list(x), list(y), label=name, linewidth=1.2)
+    if marker is not None:
+        axes.plot([marker[0]], [marker[1]], "o", color="black", markersize=6)
+    axes.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    if log_y:
+        axes.set_yscale("log")
+    if len(series) > 1:
+        axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png")
+    pyplot.close(figure)
     return path

@@ -13,7 +13,7 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from medcf.models import Components, decode_latents, encode_prompts
+from medcf.models import Components, decode_latents, encode_prompts, has_mask_condition, latent_channels, mask_latents
 from medcf.prompts import NULL_PROMPT
 
 SCHEDULERS = ("ddim", "ddpm", "dpm++")
@@ -58,8 +58,13 @@ def generate(
     height: int | None = None,
     width: int | None = None,
     latents: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Prompts → images (B, C, H, W) in [-1, 1]; `latents` (B, 4, H/f, W/f) fixes the initial noise z_T."""
+    """Prompts → images (B, C, H, W) in [-1, 1]; `latents` (B, 4, H/f, W/f) fixes the initial noise z_T.
+
+    `mask` (B, 1, H, W) in {0, 1}, at the image size, is required by, and only by, mask-conditioned models
+    (DGM-VLC's hybrid condition); vanilla StableDiffusionPipeline cannot pass that extra channel, this loop can.
+    """
     if isinstance(prompts, str):
         raise ValueError(f"prompts={prompts!r}: pass a list of strings, e.g. [{prompts!r}]")
     unet, device = components.unet, components.unet.device
@@ -68,8 +73,10 @@ def generate(
     width = width or unet.config.sample_size * vae_scale
     if height % vae_scale or width % vae_scale:
         raise ValueError(f"height={height}, width={width}: both must be multiples of the VAE factor {vae_scale}")
-    shape = (len(prompts), unet.config.in_channels, height // vae_scale, width // vae_scale)
-    drift = drift_tensor(latent_drift, unet.config.in_channels).to(device, unet.dtype)
+    channels = latent_channels(components)  # the U-Net's output; a mask-conditioned input has one more
+    shape = (len(prompts), channels, height // vae_scale, width // vae_scale)
+    drift = drift_tensor(latent_drift, channels).to(device, unet.dtype)
+    condition = _mask_condition(components, mask, shape, (height, width))
     sampler = sampling_scheduler(components, scheduler)
     sampler.set_timesteps(num_inference_steps, device=device)
 
@@ -88,6 +95,8 @@ def generate(
     # 3. Denoise
     for t in sampler.timesteps:
         model_input = sampler.scale_model_input(torch.cat([latents] * 2), t)
+        if condition is not None:  # the mask channel is not noise: it skips the sampler's input scaling
+            model_input = torch.cat([model_input, condition], dim=1)
         noise_pred = unet(model_input, t, encoder_hidden_states=embeds).sample
         uncond, cond = noise_pred.chunk(2)
         noise_pred = uncond + guidance_scale * (cond - uncond)  # classifier-free guidance
@@ -97,3 +106,20 @@ def generate(
 
     # 4. Decode
     return decode_latents(components, latents)
+
+
+def _mask_condition(
+    components: Components, mask: torch.Tensor | None, shape: tuple[int, ...], image_size: tuple[int, int]
+) -> torch.Tensor | None:
+    """The mask at latent resolution (B, 1, h, w), repeated for both guidance halves; None without a mask input."""
+    if not has_mask_condition(components):
+        if mask is not None:
+            raise ValueError("mask given, but this model is not mask-conditioned; drop the mask")
+        return None
+    if mask is None:
+        raise ValueError("this model is mask-conditioned: pass mask=(B, 1, H, W) in {0, 1}")
+    if mask.shape[0] != shape[0] or tuple(mask.shape[-2:]) != image_size:
+        expected = (shape[0], 1, *image_size)
+        raise ValueError(f"mask shape {tuple(mask.shape)}: expected one mask per prompt at the image size, {expected}")
+    unet = components.unet
+    return mask_latents(mask, shape[-2:]).to(unet.device, unet.dtype).repeat(2, 1, 1, 1)

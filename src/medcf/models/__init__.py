@@ -2,23 +2,34 @@
 
 from medcf.models.components import (
     Components,
+    conditioning_options,
     load_components,
+    load_vae,
     minilm_path,
     save_components,
+    save_vae,
     scratch_components,
+    scratch_vae,
     tiny_components,
 )
-from medcf.models.latents import decode_latents, encode_images
+from medcf.models.latents import decode_latents, encode_images, has_mask_condition, latent_channels, mask_latents
 from medcf.models.text import encode_prompts
 
 __all__ = [
     "Components",
+    "conditioning_options",
     "decode_latents",
     "encode_images",
     "encode_prompts",
+    "has_mask_condition",
+    "latent_channels",
     "load_components",
+    "load_vae",
+    "mask_latents",
     "minilm_path",
     "save_components",
+    "save_vae",
     "scratch_components",
+    "scratch_vae",
     "tiny_components",
 ]

@@ -3,7 +3,10 @@
 This is the only module that loads weights, always through `from_pretrained` (diffusers models.md).
 A saved folder (vae/, unet/, text_encoder/, tokenizer/, scheduler/, model_index.json) loads unchanged in
 vanilla `diffusers.StableDiffusionPipeline.from_pretrained(path, safety_checker=None,
-requires_safety_checker=False)`.
+requires_safety_checker=False)`, text modulation included. A mask-conditioned U-Net (in_channels = latent
+channels + 1) loads in vanilla `UNet2DConditionModel.from_pretrained(path, subfolder="unet")`, but the vanilla
+pipeline cannot sample it: it draws `unet.config.in_channels` noise channels and has no mask input
+(pipeline_stable_diffusion.py, `num_channels_latents`); sample it with `medcf.generate.generate(mask=...)`.
 """
 
 from __future__ import annotations
@@ -72,6 +75,15 @@ def load_components(path: str | Path, *, device: str = "cpu", dtype: torch.dtype
     return Components(vae, unet, text_encoder, tokenizer, scheduler)
 
 
+def load_vae(path: str | Path, *, dtype: torch.dtype = torch.float32) -> AutoencoderKL:
+    """An AutoencoderKL folder (`medcf train-vae` writes RUN/vae), or a model folder with a vae/ subfolder."""
+    path = Path(path)
+    folder = path / "vae" if (path / "vae" / "config.json").is_file() else path
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{path}: no VAE config.json here or in vae/; pass the folder medcf train-vae wrote")
+    return AutoencoderKL.from_pretrained(folder, torch_dtype=dtype, local_files_only=True).eval()
+
+
 def save_components(components: Components, path: str | Path) -> Path:
     """Write the Stable Diffusion folder layout (safetensors) atomically; returns `path`."""
     # The vanilla pipeline writes model_index.json with each part's real class (e.g. ["transformers",
@@ -108,16 +120,51 @@ def tiny_components(
     sample_size: int = 32,
     cross_attention_dim: int = 32,
     seed: int = 0,
+    mask_conditioning: bool = False,
+    text_modulation: bool = False,
 ) -> Components:
     """Toy-size real classes for tests and smoke runs (diffusers `get_dummy_components`); VAE downsamples ×2."""
+    conditions = {"mask_conditioning": mask_conditioning, "text_modulation": text_modulation, "text_heads": 2}
+    options = conditioning_options(latent_channels, cross_attention_dim, **conditions)
     with torch.random.fork_rng():  # seeded weights without touching the caller's global RNG
         torch.manual_seed(seed)
-        vae, unet, text_encoder = _tiny_modules(in_channels, latent_channels, sample_size, cross_attention_dim)
+        modules = _tiny_modules(in_channels, latent_channels, sample_size, cross_attention_dim, options)
+    vae, unet, text_encoder = modules
     return Components(vae, unet, text_encoder, _minilm_tokenizer(), training_scheduler())
 
 
+def conditioning_options(
+    latent_channels: int, cross_attention_dim: int, *, mask_conditioning: bool, text_modulation: bool, text_heads: int
+) -> dict:
+    """UNet2DConditionModel arguments for DGM-VLC's two extra conditions (Xing et al. 2024), in vanilla diffusers.
+
+    Mask conditioning (the hybrid condition): one more input channel, the mask at latent resolution
+    (`mask_latents`), concatenated to the noisy latents; the output keeps `latent_channels`.
+    Text-visual modulation (γ·h + β), read in diffusers 0.42: `addition_embed_type="text"` builds
+    `add_embedding = TextTimeEmbedding(cross_attention_dim, time_embed_dim, num_heads=text_heads)`
+    (embeddings.py: LayerNorm → AttentionPooling over the prompt tokens → Linear → LayerNorm), and
+    `UNet2DConditionModel.forward` adds it to the time embedding (`emb = emb + aug_emb`, unet_2d_condition.py,
+    `get_aug_embed`). `resnet_time_scale_shift="scale_shift"` gives every ResnetBlock2D (down, mid, up) a
+    `time_emb_proj` to 2·channels, split into (γ, β) and applied as h ← norm2(h)·(1 + γ) + β (resnet.py,
+    `time_embedding_norm == "scale_shift"`): every ResNet's features are scaled and shifted by the prompt.
+    """
+    options: dict = {"in_channels": latent_channels + (1 if mask_conditioning else 0), "out_channels": latent_channels}
+    if text_modulation:
+        if cross_attention_dim % text_heads:  # AttentionPooling reshapes D into heads × D/heads
+            raise ValueError(
+                f"text modulation: text width {cross_attention_dim} is not divisible by {text_heads} pooling heads; "
+                "use a text encoder whose hidden size is a multiple of it"
+            )
+        options |= {
+            "addition_embed_type": "text",
+            "addition_embed_type_num_heads": text_heads,
+            "resnet_time_scale_shift": "scale_shift",
+        }
+    return options
+
+
 def _tiny_modules(
-    in_channels: int, latent_channels: int, sample_size: int, cross_attention_dim: int
+    in_channels: int, latent_channels: int, sample_size: int, cross_attention_dim: int, options: dict
 ) -> tuple[AutoencoderKL, UNet2DConditionModel, BertModel]:
     vae = AutoencoderKL(
         in_channels=in_channels,
@@ -132,8 +179,6 @@ def _tiny_modules(
     )
     unet = UNet2DConditionModel(
         sample_size=sample_size // 2,
-        in_channels=latent_channels,
-        out_channels=latent_channels,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
         block_out_channels=(16, 32),
@@ -141,6 +186,7 @@ def _tiny_modules(
         norm_num_groups=8,
         attention_head_dim=4,
         cross_attention_dim=cross_attention_dim,
+        **options,
     )
     text_config = BertConfig(
         vocab_size=30522,  # the MiniLM WordPiece vocabulary, so the shipped tokenizer is reused
@@ -154,7 +200,12 @@ def _tiny_modules(
 
 
 def scratch_components(
-    *, resolution: int = 128, in_channels: int = 1, text_encoder_path: str | Path | None = None
+    *,
+    resolution: int = 128,
+    in_channels: int = 1,
+    text_encoder_path: str | Path | None = None,
+    mask_conditioning: bool = False,
+    text_modulation: bool = False,
 ) -> Components:
     """Untrained grey VAE (×4 downsampling) + CPU-sized U-Net + pretrained MiniLM text encoder (D = 384)."""
     if resolution % 32:
@@ -163,29 +214,48 @@ def scratch_components(
     text_encoder = AutoModel.from_pretrained(folder, local_files_only=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     tokenizer.model_max_length = min(tokenizer.model_max_length, MAX_PROMPT_TOKENS)
-    # Three VAE blocks → ×4: a 128 px image becomes a 32×32×4 latent, small enough for CPU training while
-    # keeping more spatial detail than SD's ×8 for small medical images.
-    vae = AutoencoderKL(
-        in_channels=in_channels,
-        out_channels=in_channels,
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=(32, 64, 128),
-        latent_channels=4,
-        norm_num_groups=32,
-        sample_size=resolution,
-        # Untrained latents have no known spread: 1.0 until VAE training measures 1/std(latents) (SD: 0.18215).
-        scaling_factor=1.0,
-    )
+    vae = scratch_vae(resolution, in_channels=in_channels)
+    text_width = text_encoder.config.hidden_size  # 384 for MiniLM
+    conditions = {"mask_conditioning": mask_conditioning, "text_modulation": text_modulation, "text_heads": 8}
     unet = UNet2DConditionModel(
         sample_size=resolution // 4,
-        in_channels=4,
-        out_channels=4,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
         block_out_channels=(64, 128, 256),
         layers_per_block=1,
         attention_head_dim=8,
-        cross_attention_dim=text_encoder.config.hidden_size,  # 384 for MiniLM
+        cross_attention_dim=text_width,
+        **conditioning_options(4, text_width, **conditions),  # 8 pooling heads: 384 / 8 = 48 per head
     )
     return Components(vae.eval(), unet.eval(), text_encoder, tokenizer, training_scheduler())
+
+
+def scratch_vae(
+    resolution: int,
+    *,
+    in_channels: int = 1,
+    latent_channels: int = 4,
+    block_out_channels: tuple[int, ...] = (32, 64, 128),
+) -> AutoencoderKL:
+    """An untrained grey KL autoencoder; three blocks downsample ×4 (`medcf train-vae` trains it)."""
+    # ×4: a 128 px image becomes a 32×32×4 latent, small enough for CPU training while keeping more spatial
+    # detail than SD's ×8 for small medical images.
+    return AutoencoderKL(
+        in_channels=in_channels,
+        out_channels=in_channels,
+        down_block_types=("DownEncoderBlock2D",) * len(block_out_channels),
+        up_block_types=("UpDecoderBlock2D",) * len(block_out_channels),
+        block_out_channels=tuple(block_out_channels),
+        latent_channels=latent_channels,
+        norm_num_groups=32,
+        sample_size=resolution,
+        # Untrained latents have no known spread: 1.0 until VAE training measures 1/std(latents) (SD: 0.18215).
+        scaling_factor=1.0,
+    ).eval()
+
+
+def save_vae(vae: AutoencoderKL, path: str | Path) -> Path:
+    """Write one AutoencoderKL folder (config.json + safetensors) atomically; `load_vae` reads it back."""
+    with atomic_folder(path) as staging:
+        vae.save_pretrained(staging, safe_serialization=True)
+    return Path(path)

@@ -9,6 +9,7 @@ identical channels on encode, and a decoded RGB image is averaged back to one ch
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from medcf.models.components import Components
 
@@ -43,3 +44,28 @@ def decode_latents(components: Components, latents: torch.Tensor, *, channels: i
     elif channels not in (None, vae_channels):
         raise ValueError(f"channels={channels}: this VAE decodes {vae_channels} channels; pass None or 1")
     return images
+
+
+def latent_channels(components: Components) -> int:
+    """Channels of the latents z_t: the U-Net's output, which a mask-conditioned U-Net's input exceeds by one."""
+    return components.unet.config.out_channels
+
+
+def has_mask_condition(components: Components) -> bool:
+    """True when the U-Net takes a mask channel beside the latents (DGM-VLC's hybrid condition)."""
+    return components.unet.config.in_channels > components.unet.config.out_channels
+
+
+def mask_latents(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Masks (B, 1, H, W) in {0, 1} → (B, 1, h, w) in [0, 1]: the fraction of each latent cell inside the mask.
+
+    Area averaging rather than nearest sampling, so a lesion smaller than one latent cell (×4 or ×8 smaller
+    than the image) still reaches the U-Net, weighted by how much of the cell it covers, and a boundary cell
+    says how much of it is inside instead of flipping to 0 or 1 with the sampling grid.
+    """
+    if mask.dim() != 4 or mask.shape[1] != 1:
+        raise ValueError(f"mask shape {tuple(mask.shape)}: expected (B, 1, H, W)")
+    mask = mask.float()
+    if mask.min() < 0 or mask.max() > 1:
+        raise ValueError(f"mask values in [{mask.min():g}, {mask.max():g}]: expected {{0, 1}}; use (mask > 0).float()")
+    return F.interpolate(mask, size=size, mode="area")

@@ -22,5 +22,6 @@ def encode_prompts(components: Components, prompts: list[str]) -> torch.Tensor:
         truncation=True,
         return_tensors="pt",
     )
-    input_ids = tokens.input_ids.to(components.text_encoder.device)
+    device = next(components.text_encoder.parameters()).device  # also for a DDP-wrapped encoder (no .device)
+    input_ids = tokens.input_ids.to(device)
     return components.text_encoder(input_ids)[0]
