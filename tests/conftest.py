@@ -187,8 +187,16 @@ def folder_root(tmp_path: Path) -> Path:
 def one_torch_thread() -> Iterator[None]:
     """Tiny models on a shared 2-CPU box: OpenMP threads spin-wait against other processes (10-50× slower)."""
 
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def cxr_synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small semi-synthetic chest X-ray cohort (32 px, with masks) shared by the training tests."""
+    from medcf.data.synthetic import synthesize
+
+    root = tmp_path_factory.mktemp("cxr-synth") / "cxr"
+    return synthesize("cxr", root, n=24, size=32, seed=0, counterfactuals=False, progress=False)

@@ -1,0 +1,127 @@
+"""Training data: the cohort split by patient, its (image, prompt) dataset, and the exact batch order.
+
+The batch order is a pure function of (seed, epoch, process): epoch e shuffles the images with a generator
+seeded by (seed, e), drops the ragged tail so every process gets the same number of batches, and process r
+takes every world_size-th batch starting at r. A resumed run therefore continues with exactly the batches
+an uninterrupted run would have seen, without reading the skipped images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from medcf.data import Cohort, ImageTextDataset, collate_items, split_by_patient
+from medcf.data.adapters import image_folder
+from medcf.prompts import PromptTemplate
+
+TRAIN, HOLDOUT = "train", "holdout"
+
+
+def load_cohorts(
+    root: str | Path,
+    *,
+    csv: str = "metadata.csv",
+    modality: str,
+    row_filter: str = "",
+    holdout_fraction: float,
+    seed: int,
+) -> dict[str, Cohort]:
+    """{"train": ..., "holdout": ...} patient-level split of the dataset at `root` (holdout may be absent)."""
+    if not str(root):
+        raise ValueError("data.root is empty; set it to a dataset folder, e.g. --set data.root=data/cxr")
+    cohort = image_folder(root, csv, modality=modality)
+    if row_filter:
+        try:
+            keep = cohort.records.eval(row_filter)
+        except Exception as error:  # pandas raises many types for a bad expression
+            message = f"data.filter={row_filter!r}: not a valid row filter ({error}); e.g. 'smoking == \"current\"'"
+            raise ValueError(message) from None
+        keep = pd.Series(keep, index=cohort.records.index).fillna(False).astype(bool)
+        if not keep.any():
+            raise ValueError(f"data.filter={row_filter!r} keeps no rows of {Path(root) / csv}; loosen it")
+        cohort = cohort.select(keep)
+    if holdout_fraction <= 0:
+        return {TRAIN: cohort}
+    return split_by_patient(cohort, {TRAIN: 1 - holdout_fraction, HOLDOUT: holdout_fraction}, seed=seed)
+
+
+def training_dataset(
+    cohort: Cohort, *, resolution: int, prompt_style: str, patient_info: bool, seed: int
+) -> ImageTextDataset:
+    template = PromptTemplate(cohort.modality, style=prompt_style, patient_info=patient_info)
+    return ImageTextDataset(cohort, template, resolution=resolution, seed=seed)
+
+
+def epoch_batches(
+    num_items: int, batch_size: int, *, seed: int, epoch: int, process_index: int = 0, num_processes: int = 1
+) -> list[list[int]]:
+    """This process's batches (lists of item indices) of one epoch; deterministic in every argument."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(num_items, generator=generator).tolist()
+    count = num_items // batch_size
+    if count < num_processes:
+        raise ValueError(
+            f"{num_items} training images make {count} batch(es) of {batch_size}, fewer than the "
+            f"{num_processes} processes; lower train.batch_size or add images"
+        )
+    count -= count % num_processes  # equal batch counts per process keep DDP's collectives in step
+    batches = [order[i * batch_size : (i + 1) * batch_size] for i in range(count)]
+    return batches[process_index::num_processes]
+
+
+def batch_stream(
+    dataset: ImageTextDataset,
+    batch_size: int,
+    *,
+    seed: int,
+    start: int = 0,
+    process_index: int = 0,
+    num_processes: int = 1,
+    num_workers: int = 0,
+) -> Iterator[dict]:
+    """Endless batches of this process from micro-batch number `start` on (epochs follow one another)."""
+    per_epoch = len(epoch_batches(len(dataset), batch_size, seed=seed, epoch=0, num_processes=num_processes))
+    epoch, skip = divmod(start, per_epoch)
+    while True:
+        batches = epoch_batches(
+            len(dataset), batch_size, seed=seed, epoch=epoch, process_index=process_index, num_processes=num_processes
+        )
+        loader = DataLoader(dataset, batch_sampler=batches[skip:], collate_fn=collate_items, num_workers=num_workers)
+        yield from loader
+        epoch, skip = epoch + 1, 0
+
+
+def data_fingerprint(cohort: Cohort) -> str:
+    """SHA-256 over (id, image bytes[, mask bytes]) of every row: which data a run saw, for its manifest."""
+    file_digests: dict[str, str] = {}  # slices of one volume share a file: hash it once
+    digest = hashlib.sha256()
+    columns = ["id", "path"] + (["mask_path"] if cohort.has_masks else [])
+    for row in cohort.records[columns].sort_values("id").itertuples(index=False):
+        digest.update(str(row[0]).encode())
+        for path in row[1:]:
+            if path not in file_digests:
+                file_digests[path] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            digest.update(file_digests[path].encode())
+    return digest.hexdigest()
+
+
+def images_and_prompts(
+    root: str | Path,
+    *,
+    resolution: int,
+    modality: str,
+    prompt_style: str = "diverse",
+    limit: int = 1000,
+    seed: int = 0,
+) -> tuple[torch.Tensor, list[str]]:
+    """Up to `limit` images of a dataset folder as (N, 1, R, R) in [-1, 1] with their clinical prompts (all rows)."""
+    cohort = load_cohorts(root, modality=modality, holdout_fraction=0, seed=seed)[TRAIN]
+    dataset = training_dataset(cohort, resolution=resolution, prompt_style=prompt_style, patient_info=True, seed=seed)
+    chosen = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:limit].tolist()
+    return torch.stack([dataset[index]["pixel_values"] for index in chosen]), [dataset.prompt(i) for i in chosen]

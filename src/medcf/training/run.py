@@ -1,0 +1,308 @@
+"""Setting up and finishing a training run: models, data, optimizer, EMA, resume, manifest, saved model."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+
+from medcf.config import Config, config_dict, save_config
+from medcf.generate import drift_tensor
+from medcf.models import Components, has_mask_condition, save_components
+from medcf.training.checkpoint import LoopState, latest_checkpoint
+from medcf.training.data import HOLDOUT, TRAIN, data_fingerprint, load_cohorts, training_dataset
+from medcf.training.methods import export_method, prepare_method
+from medcf.training.prior import generate_class_images
+from medcf.training.record import (
+    environment,
+    write_json,
+    write_losses,
+    write_model_card,
+    write_sample_grid,
+    write_training_report,
+)
+from medcf.training.sampling import SampleSpec, sample_prompts
+from medcf.training.setup import build_components
+from medcf.training.step import PriorImages, StepInputs
+
+TRAINABLE = ("unet", "text_encoder", "vae")
+
+
+@dataclasses.dataclass
+class Run:
+    """The objects of one training run, built by `setup_run` and used by the loop."""
+
+    config: Config
+    folder: Path
+    accelerator: Accelerator
+    components: Components  # unwrapped modules: sampling and saving
+    forward: Components  # the same with accelerate-prepared (e.g. DDP) trainable modules: the loss
+    prepared: list[torch.nn.Module]
+    parameters: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: torch.optim.lr_scheduler.LRScheduler
+    ema: EMAModel | None
+    state: LoopState
+    inputs: StepInputs
+    prior: PriorImages | None
+    samples: SampleSpec
+    datasets: dict
+
+
+def setup_run(config: Config, folder: Path) -> Run:
+    """Build everything from the config; restore the newest checkpoint of `folder` when there is one."""
+    train_config, data_config = config.train, config.data
+    if train_config.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise ValueError("train.mixed_precision=fp16 needs a GPU; use bf16 or no on CPU")
+    accelerator = Accelerator(
+        mixed_precision=train_config.mixed_precision,
+        gradient_accumulation_steps=train_config.gradient_accumulation_steps,
+    )
+    _check_options(config, accelerator, folder)
+    components = build_components(
+        **dataclasses.asdict(config.model),
+        resolution=data_config.resolution,
+        prediction_type=train_config.prediction_type,
+        seed=train_config.seed,
+    )
+    for name in TRAINABLE:
+        getattr(components, name).to(accelerator.device)
+    datasets = training_datasets(config)
+    parameters = prepare_method(components, train_config.method, **_method_options(config))
+    prior = _prior(components, config) if train_config.method == "dreambooth" else None
+    if prior is not None and accelerator.is_main_process:  # the class images, for the user to inspect
+        write_sample_grid(prior.images, folder / "class_images.png")
+    weight_decay = 0.0 if train_config.method == "textual-inversion" else train_config.adam_weight_decay
+    optimizer = torch.optim.AdamW(parameters, lr=train_config.learning_rate, weight_decay=weight_decay)
+    lr_scheduler = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=train_config.lr_warmup_steps)
+    names = [name for name in TRAINABLE if any(p.requires_grad for p in getattr(components, name).parameters())]
+    *modules, optimizer = accelerator.prepare(*[getattr(components, name) for name in names], optimizer)
+    ema = EMAModel(parameters, decay=train_config.ema_decay) if train_config.ema_decay > 0 else None
+    state = LoopState(train_config.seed, accelerator.process_index)
+    accelerator.register_for_checkpointing(lr_scheduler, state, *([ema] if ema is not None else []))
+    run = Run(
+        config=config,
+        folder=folder,
+        accelerator=accelerator,
+        components=components,
+        forward=dataclasses.replace(components, **dict(zip(names, modules, strict=True))),
+        prepared=modules,
+        parameters=parameters,
+        optimizer=optimizer,
+        lr_scheduler=lr_scheduler,
+        ema=ema,
+        state=state,
+        inputs=_step_inputs(config, components, accelerator.device),
+        prior=prior,
+        samples=_sample_spec(config, datasets, has_mask_condition(components)),
+        datasets=datasets,
+    )
+    _start(run)
+    return run
+
+
+def _check_options(config: Config, accelerator: Accelerator, folder: Path) -> None:
+    """Refuse combinations that cannot work, before any model is built."""
+    if config.train.method == "dreambooth" and config.model.mask_conditioning:
+        raise ValueError("train.method=dreambooth: class images have no masks; turn model.mask_conditioning off")
+    if config.train.train_vae_decoder and accelerator.num_processes > 1:
+        raise ValueError("train.train_vae_decoder runs in one process only; launch without accelerate multi-process")
+    saved = folder / "config.yaml"
+    if saved.is_file():
+        before = yaml.safe_load(saved.read_text())
+        now = config_dict(config)
+        for values in (before, now):
+            values["train"].pop("max_steps", None)  # a finished run may be extended with more steps
+        if before != now:
+            raise ValueError(f"{folder}: holds a run with another config; pass a new output folder or the same config")
+
+
+def training_datasets(config: Config) -> dict:
+    """{"train": dataset[, "holdout": dataset]} of the config's data, split by patient."""
+    data_config = config.data
+    cohorts = load_cohorts(
+        data_config.root,
+        csv=data_config.csv,
+        modality=data_config.modality,
+        row_filter=data_config.filter,
+        holdout_fraction=data_config.holdout_fraction,
+        seed=config.train.seed,
+    )
+    options = {
+        "resolution": data_config.resolution,
+        "prompt_style": data_config.prompt_style,
+        "patient_info": data_config.patient_info,
+        "seed": config.train.seed,
+    }
+    return {name: training_dataset(cohort, **options) for name, cohort in cohorts.items()}
+
+
+def _method_options(config: Config) -> dict:
+    train_config = config.train
+    if train_config.method == "full":
+        return {
+            "train_text_encoder": train_config.train_text_encoder,
+            "train_vae_decoder": train_config.train_vae_decoder,
+        }
+    if train_config.method == "lora":
+        return {
+            "rank": train_config.lora_rank,
+            "alpha": train_config.lora_alpha,
+            "train_text_encoder": train_config.train_text_encoder,
+        }
+    if train_config.method == "textual-inversion":
+        if train_config.placeholder_token not in train_config.instance_prompt:
+            raise ValueError(
+                f"train.instance_prompt={train_config.instance_prompt!r} lacks the placeholder "
+                f"{train_config.placeholder_token!r}; e.g. --set 'train.instance_prompt={{prompt}}, "
+                f"{train_config.placeholder_token}'"
+            )
+        return {
+            "placeholder_token": train_config.placeholder_token,
+            "initializer_token": train_config.initializer_token,
+        }
+    return {"train_text_encoder": train_config.train_text_encoder}
+
+
+def _prior(components: Components, config: Config) -> PriorImages:
+    train_config = config.train
+    if not train_config.class_prompt:
+        raise ValueError("train.method=dreambooth needs train.class_prompt, e.g. 'a chest X-ray'")
+    images = generate_class_images(
+        components,
+        train_config.class_prompt,
+        train_config.num_class_images,
+        seed=train_config.seed,
+        num_inference_steps=config.sample.num_inference_steps,
+        guidance_scale=config.sample.guidance_scale,
+    )
+    return PriorImages(images.cpu(), train_config.class_prompt, train_config.prior_loss_weight)
+
+
+def _step_inputs(config: Config, components: Components, device: torch.device) -> StepInputs:
+    train_config = config.train
+    drift = train_config.latent_drift
+    channels = components.unet.config.out_channels
+    return StepInputs(
+        device=device,
+        latent_drift=None if drift == 0 else drift_tensor(drift, channels).to(device),
+        drift_target=train_config.drift_target,
+        snr_gamma=train_config.snr_gamma,
+        prompt_dropout=config.data.prompt_dropout,
+        instance_prompt=train_config.instance_prompt,
+        mask_condition=has_mask_condition(components),
+        train_vae_decoder=train_config.train_vae_decoder,
+    )
+
+
+def _sample_spec(config: Config, datasets: dict, with_masks: bool) -> SampleSpec:
+    sample = config.sample
+    dataset = datasets.get(HOLDOUT, datasets[TRAIN])
+    prompts, masks = sample_prompts(dataset, sample.num_images, with_masks=with_masks)
+    if sample.prompts:
+        prompts = [sample.prompts[i % len(sample.prompts)] for i in range(len(prompts))]
+    if config.train.instance_prompt and not sample.prompts:
+        prompts = [config.train.instance_prompt.replace("{prompt}", prompt) for prompt in prompts]
+    return SampleSpec(
+        prompts=prompts,
+        masks=masks,
+        num_inference_steps=sample.num_inference_steps,
+        guidance_scale=sample.guidance_scale,
+        scheduler=sample.scheduler,
+        latent_drift=config.train.latent_drift if sample.latent_drift is None else sample.latent_drift,
+        seed=config.train.seed,
+    )
+
+
+def _start(run: Run) -> None:
+    """Resume from the newest complete checkpoint; the main process writes config.yaml and the manifest."""
+    accelerator, folder = run.accelerator, run.folder
+    checkpoint = latest_checkpoint(folder / "checkpoints")
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+    if accelerator.is_main_process:
+        folder.mkdir(parents=True, exist_ok=True)
+        save_config(run.config, folder / "config.yaml")
+        manifest = _manifest(folder)
+        manifest.setdefault("data_fingerprint", data_fingerprint(run.datasets[TRAIN].cohort))
+        manifest.setdefault("seed", run.config.train.seed)
+        manifest["environment"] = environment()
+        manifest["num_processes"] = accelerator.num_processes
+        manifest.setdefault("sessions", []).append(
+            {
+                "command": shlex.join(sys.argv),
+                "start_step": run.state.step,
+                "resumed_from": checkpoint.name if checkpoint else None,
+            }
+        )
+        write_json(folder / "manifest.json", manifest)
+    accelerator.wait_for_everyone()
+
+
+def _manifest(folder: Path) -> dict:
+    path = folder / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def replica_fingerprint(parameters: list[torch.nn.Parameter]) -> str:
+    """SHA-256 of the trained weights' bytes: equal on every process iff the DDP replicas agree."""
+    digest = hashlib.sha256()
+    for parameter in parameters:
+        digest.update(parameter.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def finish_run(run: Run, *, seconds: float, command: str = "") -> Path:
+    """Check the replicas agree, then save the EMA model, adapters, loss curve, report and manifest."""
+    accelerator, folder, config = run.accelerator, run.folder, run.config
+    fingerprints = gather_object([replica_fingerprint(run.parameters)])
+    if len(set(fingerprints)) > 1:
+        raise RuntimeError(f"{folder}: the {len(fingerprints)} processes ended with different weights; report this")
+    model_dir = folder / "model"
+    if accelerator.is_main_process:
+        if run.ema is not None:
+            run.ema.copy_to(run.parameters)  # the saved model carries the EMA weights
+        save_components(export_method(run.components, config.train.method, folder / "adapter"), model_dir)
+        summary = _summary(run, seconds)
+        write_model_card(
+            model_dir,
+            summary=summary,
+            config_yaml=(folder / "config.yaml").read_text(),
+            command=command or shlex.join(sys.argv),
+        )
+        write_losses(folder, run.state.losses, title=f"medcf train ({config.train.method})")
+        write_training_report(
+            folder, title=f"medcf training run: {folder.name}", summary=summary, prompts=run.samples.prompts
+        )
+        manifest = _manifest(folder)
+        manifest["sessions"][-1].update({"end_step": run.state.step, "seconds": round(seconds, 1)})
+        manifest["replica_fingerprints"] = fingerprints
+        write_json(folder / "manifest.json", manifest)
+    accelerator.wait_for_everyone()
+    return model_dir
+
+
+def _summary(run: Run, seconds: float) -> dict:
+    config, losses = run.config, run.state.losses
+    tail = losses[-50:]
+    return {
+        "method": config.train.method,
+        "data": f"{config.data.root} ({len(run.datasets[TRAIN])} training images, {config.data.resolution} px)",
+        "steps": run.state.step,
+        "batch": f"{config.train.batch_size} × {config.train.gradient_accumulation_steps} accumulation "
+        f"× {run.accelerator.num_processes} process(es)",
+        "latent drift δ (training)": f"{config.train.latent_drift} (target: {config.train.drift_target})",
+        "final loss (mean of last 50 steps)": f"{sum(tail) / max(1, len(tail)):.4f}",
+        "device": str(run.accelerator.device),
+        "training time this session": f"{seconds:.0f} s",
+    }

@@ -1,0 +1,101 @@
+"""Training data order and checkpoints: deterministic batches, disjoint processes, exact resume, atomic saves."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate import Accelerator
+
+from medcf.training.checkpoint import LoopState, checkpoints, latest_checkpoint, save_checkpoint
+from medcf.training.data import (
+    HOLDOUT,
+    TRAIN,
+    batch_stream,
+    data_fingerprint,
+    epoch_batches,
+    load_cohorts,
+    training_dataset,
+)
+
+
+def test_epoch_batches_are_deterministic_and_disjoint_across_processes() -> None:
+    first = epoch_batches(103, 8, seed=3, epoch=2)
+    assert first == epoch_batches(103, 8, seed=3, epoch=2)
+    assert first != epoch_batches(103, 8, seed=3, epoch=3)  # a new order every epoch
+    assert len(first) == 12 and all(len(batch) == 8 for batch in first)  # the ragged tail is dropped
+    shards = [epoch_batches(103, 8, seed=3, epoch=2, process_index=rank, num_processes=3) for rank in range(3)]
+    assert [len(shard) for shard in shards] == [4, 4, 4]  # equal counts keep DDP collectives in step
+    seen = [index for shard in shards for batch in shard for index in batch]
+    assert len(seen) == len(set(seen)) == 96
+
+
+def test_too_few_images_for_the_processes_is_explained() -> None:
+    with pytest.raises(ValueError, match="lower train.batch_size"):
+        epoch_batches(10, 8, seed=0, epoch=0, num_processes=2)
+
+
+def test_a_resumed_stream_continues_with_the_same_batches(cxr_synth_root: Path) -> None:
+    cohorts = load_cohorts(cxr_synth_root, modality="chest X-ray", holdout_fraction=0.25, seed=0)
+    dataset = training_dataset(cohorts[TRAIN], resolution=32, prompt_style="diverse", patient_info=True, seed=0)
+    per_epoch = len(dataset) // 4
+    uninterrupted = [batch["id"] for batch in itertools.islice(batch_stream(dataset, 4, seed=1), 2 * per_epoch + 1)]
+    start = per_epoch + 2  # resume inside the second epoch
+    resumed = [batch["id"] for batch in itertools.islice(batch_stream(dataset, 4, seed=1, start=start), per_epoch - 1)]
+    assert resumed == uninterrupted[start:]
+
+
+def test_holdout_patients_are_not_trained_on(cxr_synth_root: Path) -> None:
+    cohorts = load_cohorts(cxr_synth_root, modality="chest X-ray", holdout_fraction=0.25, seed=0)
+    train, holdout = (set(cohorts[name].records["patient_id"]) for name in (TRAIN, HOLDOUT))
+    assert train and holdout and not train & holdout
+    assert load_cohorts(cxr_synth_root, modality="chest X-ray", holdout_fraction=0, seed=0).keys() == {TRAIN}
+
+
+def test_row_filter_and_its_errors(cxr_synth_root: Path) -> None:
+    cohorts = load_cohorts(
+        cxr_synth_root, modality="chest X-ray", row_filter="pleural_effusion == 1", holdout_fraction=0, seed=0
+    )
+    assert len(cohorts[TRAIN]) > 0 and (cohorts[TRAIN].records["pleural_effusion"] == 1).all()
+    with pytest.raises(ValueError, match="keeps no rows"):
+        load_cohorts(cxr_synth_root, modality="chest X-ray", row_filter="age > 500", holdout_fraction=0, seed=0)
+    with pytest.raises(ValueError, match="not a valid row filter"):
+        load_cohorts(cxr_synth_root, modality="chest X-ray", row_filter="age >", holdout_fraction=0, seed=0)
+    with pytest.raises(ValueError, match="data.root is empty"):
+        load_cohorts("", modality="chest X-ray", holdout_fraction=0, seed=0)
+
+
+def test_data_fingerprint_changes_with_one_pixel(tmp_path: Path, cxr_synth_root: Path) -> None:
+    cohort = load_cohorts(cxr_synth_root, modality="chest X-ray", holdout_fraction=0, seed=0)[TRAIN]
+    before = data_fingerprint(cohort)
+    assert before == data_fingerprint(cohort)
+    image = Path(cohort.records["path"].iloc[0])
+    original = image.read_bytes()
+    try:
+        image.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        assert data_fingerprint(cohort) != before
+    finally:
+        image.write_bytes(original)
+
+
+def test_checkpoints_are_atomic_pruned_and_restore_the_loop_state(tmp_path: Path) -> None:
+    accelerator = Accelerator(cpu=True)
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    model, optimizer = accelerator.prepare(model, optimizer)
+    state = LoopState(seed=0, process_index=0)
+    accelerator.register_for_checkpointing(state)
+    folder = tmp_path / "checkpoints"
+    for step in (1, 2, 3):
+        state.step, state.losses = step, [0.5] * step
+        save_checkpoint(accelerator, folder, step, keep=2)
+    assert [path.name for path in checkpoints(folder)] == ["step-0000002", "step-0000003"]
+    (folder / "step-0000009.partial").mkdir()  # a save killed midway is never loaded
+    assert latest_checkpoint(folder).name == "step-0000003"
+    expected_noise = torch.randn(4, generator=state.generator)
+    state.step, state.losses = 0, []
+    accelerator.load_state(str(latest_checkpoint(folder)))
+    assert (state.step, state.losses) == (3, [0.5] * 3)
+    torch.testing.assert_close(torch.randn(4, generator=state.generator), expected_noise)
