@@ -18,7 +18,7 @@ def medcf(*args, cwd=None):
 def test_help_lists_every_command_with_one_line_help():
     result = medcf("--help")
     assert result.returncode == 0
-    for command in ("demo", "info", "convert", "prompts", "synth"):
+    for command in ("demo", "info", "convert", "prompts", "synth", "train", "train-vae", "generate", "drift-search"):
         assert command in result.stdout
 
 

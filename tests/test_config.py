@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from medcf.config import Config, apply_override, config_dict, load_config, save_config
+from medcf.config import Config, apply_override, check_paths, config_dict, load_config, save_config
 
 EXAMPLE = Path(__file__).parents[1] / "configs" / "example.yaml"
 
@@ -82,3 +82,14 @@ def test_example_yaml_documents_every_field() -> None:
             line = next((line for line in text.splitlines() if line.strip().startswith(f"{name}:")), None)
             assert line is not None and "#" in line, f"{section}.{name} is not documented in {EXAMPLE.name}"
     assert config_dict(config) | {"data": None} == config_dict(Config()) | {"data": None}
+
+
+def test_check_paths_names_the_missing_folder(tmp_path: Path) -> None:
+    (tmp_path / "metadata.csv").write_text("id,path\n")
+    check_paths(load_config(None, [f"data.root={tmp_path}"]))  # present: no error
+    with pytest.raises(ValueError, match="data.root is empty"):
+        check_paths(load_config())
+    with pytest.raises(ValueError, match="other.csv: dataset table not found"):
+        check_paths(load_config(None, [f"data.root={tmp_path}", "data.csv=other.csv"]))
+    with pytest.raises(ValueError, match="model.vae=absent: folder not found"):
+        check_paths(load_config(None, [f"data.root={tmp_path}", "model.vae=absent"]))

@@ -120,6 +120,21 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     return config
 
 
+def check_paths(config: Config) -> None:
+    """Fail in milliseconds, before the model libraries load, when a folder the config names is missing."""
+    data = config.data
+    if not data.root:
+        raise ValueError("data.root is empty; set it to a dataset folder, e.g. --set data.root=data/cxr")
+    if not (Path(data.root) / data.csv).is_file():
+        raise ValueError(
+            f"{Path(data.root) / data.csv}: dataset table not found; point data.root at a folder "
+            "holding it (e.g. one written by `medcf synth`) or set data.csv"
+        )
+    for name in ("pretrained", "vae", "text_encoder"):
+        if (folder := getattr(config.model, name)) and not Path(folder).is_dir():
+            raise ValueError(f"model.{name}={folder}: folder not found; give a local diffusers/transformers folder")
+
+
 def apply_override(config: Config, override: str) -> Config:
     """`train.learning_rate=3e-4` → a new Config; values parse as YAML (str fields as text) and are type-checked."""
     key, sep, text = override.partition("=")

@@ -16,7 +16,7 @@ from accelerate.utils import gather_object
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 
-from medcf.config import Config, config_dict, save_config
+from medcf.config import Config, check_paths, config_dict, save_config
 from medcf.generate import drift_tensor
 from medcf.models import Components, has_mask_condition, save_components
 from medcf.training.checkpoint import LoopState, latest_checkpoint
@@ -62,6 +62,7 @@ class Run:
 def setup_run(config: Config, folder: Path) -> Run:
     """Build everything from the config; restore the newest checkpoint of `folder` when there is one."""
     train_config, data_config = config.train, config.data
+    check_paths(config)
     if train_config.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise ValueError("train.mixed_precision=fp16 needs a GPU; use bf16 or no on CPU")
     accelerator = Accelerator(
@@ -268,7 +269,7 @@ def finish_run(run: Run, *, seconds: float, command: str = "") -> Path:
     fingerprints = gather_object([replica_fingerprint(run.parameters)])
     if len(set(fingerprints)) > 1:
         raise RuntimeError(f"{folder}: the {len(fingerprints)} processes ended with different weights; report this")
-    model_dir = folder / "model"
+    model_dir, command = folder / "model", command or shlex.join(sys.argv)
     if accelerator.is_main_process:
         if run.ema is not None:
             run.ema.copy_to(run.parameters)  # the saved model carries the EMA weights
@@ -278,14 +279,14 @@ def finish_run(run: Run, *, seconds: float, command: str = "") -> Path:
             model_dir,
             summary=summary,
             config_yaml=(folder / "config.yaml").read_text(),
-            command=command or shlex.join(sys.argv),
+            command=command,
         )
         write_losses(folder, run.state.losses, title=f"medcf train ({config.train.method})")
         write_training_report(
             folder, title=f"medcf training run: {folder.name}", summary=summary, prompts=run.samples.prompts
         )
         manifest = _manifest(folder)
-        manifest["sessions"][-1].update({"end_step": run.state.step, "seconds": round(seconds, 1)})
+        manifest["sessions"][-1].update({"command": command, "end_step": run.state.step, "seconds": round(seconds, 1)})
         manifest["replica_fingerprints"] = fingerprints
         write_json(folder / "manifest.json", manifest)
     accelerator.wait_for_everyone()

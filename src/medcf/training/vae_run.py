@@ -16,7 +16,7 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
-from medcf.config import Config, save_config
+from medcf.config import Config, check_paths, save_config
 from medcf.data import collate_items
 from medcf.figures import panel, save_figure
 from medcf.models import load_vae, save_vae, scratch_vae
@@ -32,6 +32,7 @@ def train_autoencoder(config: Config, run_dir: str | Path, *, progress: bool = T
     """Train (from scratch, or continue model.vae / model.pretrained's VAE); returns the saved `run_dir/vae`."""
     run_dir = Path(run_dir)
     vae_config, seed = config.vae, config.train.seed
+    check_paths(config)
     accelerator = Accelerator(mixed_precision=config.train.mixed_precision)
     datasets = training_datasets(config)
     with torch.random.fork_rng():

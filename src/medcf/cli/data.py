@@ -1,36 +1,13 @@
-"""The `medcf` command line: one thin function per command, each calling one library function.
-
-Errors are one line on stderr and a non-zero exit; `--debug` (or MEDCF_DEBUG=1) shows the traceback.
-"""
+"""Data commands: demo, info, convert, prompts, synth."""
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-app = typer.Typer(
-    name="medcf",
-    help="Counterfactual medical image synthesis with vision-language latent diffusion.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
-)
-
-DebugOption = Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")]
-SeedOption = Annotated[int, typer.Option(help="Random seed; the same seed gives the same output.")]
-
-
-@app.callback()
-def _root(debug: DebugOption = False) -> None:
-    """Counterfactual medical image synthesis with vision-language latent diffusion.
-
-    Start with `medcf demo`; every command has `--help` with examples.
-    """
+from medcf.cli.app import SeedOption, app
 
 
 @app.command()
@@ -70,8 +47,10 @@ def info(
     typer.echo(f"{path}: {provenance.format}, {len(images)} image(s) of {first.shape[0]}x{first.shape[1]} px")
     typer.echo(f"  modality: {provenance.modality or 'unknown'}; spacing (mm): {provenance.spacing or 'unknown'}")
     values = [image.values for image in images]
-    typer.echo(f"  values ({'HU' if provenance.modality == 'CT' else 'modality units'}): "
-               f"{min(v.min() for v in values):.6g} .. {max(v.max() for v in values):.6g}")
+    typer.echo(
+        f"  values ({'HU' if provenance.modality == 'CT' else 'modality units'}): "
+        f"{min(v.min() for v in values):.6g} .. {max(v.max() for v in values):.6g}"
+    )
 
 
 @app.command()
@@ -167,22 +146,3 @@ def synth(
     typer.echo(f"wrote {n} {kind} subjects to {root}")
     if preview and counterfactuals:
         typer.echo(f"preview: {preview_grid(root, root / 'preview.png', subjects=min(n, 6))}")
-
-
-def main() -> None:
-    """Console-script entry point: run the app, turning exceptions into one clean line."""
-    debug = "--debug" in sys.argv or os.environ.get("MEDCF_DEBUG") == "1"
-    try:
-        app()
-    except Exception as exc:  # noqa: BLE001 - the CLI boundary: every failure becomes one line
-        if debug:
-            raise
-        typer.echo(f"error: {_one_line(exc)}", err=True)
-        raise SystemExit(1) from None
-
-
-def _one_line(exc: Exception) -> str:
-    message = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, (ValueError, OSError)):  # user-facing errors carry the file and the fix
-        return message
-    return f"{type(exc).__name__}: {message} (unexpected; rerun with --debug and report it)"

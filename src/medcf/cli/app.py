@@ -1,0 +1,38 @@
+"""The typer app and the options shared by several commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="medcf",
+    help="Counterfactual medical image synthesis with vision-language latent diffusion.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")]
+SeedOption = Annotated[int, typer.Option(help="Random seed; the same seed gives the same output.")]
+
+
+@app.callback()
+def _root(debug: DebugOption = False) -> None:
+    """Counterfactual medical image synthesis with vision-language latent diffusion.
+
+    Start with `medcf demo`; every command has `--help` with examples.
+    """
+
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="YAML config (see configs/example.yaml); defaults apply without it.")
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override one config field, e.g. --set train.max_steps=200 (repeatable)."),
+]
+ModelOption = Annotated[Path, typer.Option("--model", help="Model folder (diffusers layout, e.g. RUN/model).")]

@@ -1,0 +1,158 @@
+"""Model commands: train, train-vae, generate, drift-search."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from medcf.cli.app import ConfigOption, ModelOption, SeedOption, SetOption, app
+
+RunOption = Annotated[Path, typer.Option("--out", help="Run folder; an existing run there is resumed.")]
+ProgressOption = Annotated[bool, typer.Option(help="Show a progress bar.")]
+
+
+@app.command()
+def train(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    out: RunOption = Path("runs/train"),
+    progress: ProgressOption = True,
+) -> None:
+    """Train or fine-tune a latent diffusion model (full, lora, textual-inversion, dreambooth).
+
+    Resumes from the newest checkpoint in OUT. Multi-process / multi-GPU: `accelerate launch -m medcf train ...`.
+
+    Example: `medcf train --config configs/example.yaml --set data.root=cxr-synth --out runs/cxr`
+    """
+    run_config = _checked_config(config, set_)
+    from medcf.training import train as train_model  # the model libraries load only for a valid config
+
+    model = train_model(run_config, out, progress=progress, command=_command())
+    typer.echo(f"model: {model}\nreport: {out / 'index.html'}")
+
+
+def _checked_config(path: Path | None, overrides: list[str] | None):
+    from medcf.config import check_paths, load_config
+
+    config = load_config(path, overrides or [])
+    check_paths(config)
+    return config
+
+
+def _command() -> str:
+    return shlex.join(["medcf", *sys.argv[1:]])
+
+
+@app.command()
+def generate(
+    model: ModelOption,
+    prompt: Annotated[list[str], typer.Option("--prompt", help="Prompt (repeatable; cycled over the N images).")],
+    out: Annotated[Path, typer.Option("--out", help="New folder for the PNGs, grid.png and prompts.csv.")],
+    n: Annotated[int, typer.Option("--n", help="Number of images.")] = 8,
+    steps: Annotated[int, typer.Option(help="Sampler steps.")] = 25,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 3.0,
+    scheduler: Annotated[str, typer.Option(help="ddim, ddpm or dpm++.")] = "ddim",
+    drift: Annotated[
+        str, typer.Option(help="Latent Drift δ: one number, or one per latent channel '0.1,0,0,0'.")
+    ] = "0",
+    mask: Annotated[Path | None, typer.Option(help="Mask image for a mask-conditioned model.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per forward batch.")] = 8,
+    seed: SeedOption = 0,
+) -> None:
+    """Generate images from prompts; writes one PNG per image, a grid and the prompt of each file.
+
+    Example: `medcf generate --model runs/cxr/model --prompt "chest X-ray, pleural effusion" --n 8 --out samples`
+    """
+    from medcf.sampling import generate_to_folder
+
+    folder = generate_to_folder(
+        model,
+        [prompt[i % len(prompt)] for i in range(n)],
+        out,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        scheduler=scheduler,
+        latent_drift=_drift(drift),
+        mask=mask,
+        batch_size=batch_size,
+        seed=seed,
+    )
+    typer.echo(f"wrote {n} images and grid.png to {folder}")
+
+
+def _drift(text: str, *, scalar: bool = True) -> float | list[float]:
+    """'0.05' → 0.05; '0.1,0,0,0' → [0.1, 0.0, 0.0, 0.0] (one δ per latent channel, or a δ grid)."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{text!r}: give a number like 0.05 or comma-separated numbers like 0.1,0,0,0") from None
+    return values[0] if scalar and len(values) == 1 else values
+
+
+@app.command("train-vae")
+def train_vae(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    out: RunOption = Path("runs/vae"),
+    progress: ProgressOption = True,
+) -> None:
+    """Train the grey autoencoder (KL-f4) of a from-scratch model and measure its latent scaling factor.
+
+    Then train the U-Net on it with `--set model.vae=OUT/vae`.
+
+    Example: `medcf train-vae --set data.root=cxr-synth --set vae.max_steps=3000 --out runs/vae`
+    """
+    run_config = _checked_config(config, set_)
+    from medcf.training.vae_run import train_autoencoder
+
+    vae = train_autoencoder(run_config, out, progress=progress)
+    typer.echo(f"vae: {vae}\nreconstructions: {out / 'reconstructions.png'}")
+
+
+@app.command("drift-search")
+def drift_search(
+    model: ModelOption,
+    data: Annotated[Path, typer.Option("--data", help="Dataset folder (metadata.csv + images) of the real images.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for drift_search.csv/.png/.md.")] = Path("drift-search"),
+    n: Annotated[int, typer.Option("--n", help="Generated samples per δ (the paper: 200).")] = 200,
+    deltas: Annotated[str, typer.Option(help="Comma-separated δ grid.")] = "-0.2,-0.15,-0.1,-0.05,0,0.05,0.1,0.15,0.2",
+    distance: Annotated[str, typer.Option(help="mean-image or intensity (both are always reported).")] = "mean-image",
+    modality: Annotated[str, typer.Option(help="Modality named in the prompts.")] = "chest X-ray",
+    steps: Annotated[
+        int, typer.Option(help="Sampler steps (δ compounds per step: use the steps you generate with).")
+    ] = 25,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 3.0,
+    scheduler: Annotated[str, typer.Option(help="ddim, ddpm or dpm++.")] = "ddim",
+    seed: SeedOption = 0,
+) -> None:
+    """Grid-search the Latent Drift δ whose samples are closest (L1) to real images (Yeganeh et al. 2025, §3.4).
+
+    Example: `medcf drift-search --model runs/cxr/model --data cxr-synth --n 200 --out runs/cxr/drift`
+    """
+    from medcf.models import load_components
+    from medcf.training.data import images_and_prompts
+    from medcf.training.drift_search import drift_search as search
+    from medcf.training.drift_search import write_drift_search
+
+    components = load_components(model)
+    vae_scale = 2 ** (len(components.vae.config.block_out_channels) - 1)
+    resolution = components.unet.config.sample_size * vae_scale
+    real, prompts = images_and_prompts(data, resolution=resolution, modality=modality, seed=seed)
+    result = search(
+        components,
+        prompts,
+        real,
+        deltas=[float(d) for d in _drift(deltas, scalar=False)],
+        num_samples=n,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        scheduler=scheduler,
+        seed=seed,
+        distance=distance,
+    )
+    folder = write_drift_search(result, out)
+    typer.echo(f"best δ = {result.best_delta:+.2f} ({distance}, {steps} {scheduler} steps); table: {folder}")
