@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -65,10 +66,7 @@ def setup_run(config: Config, folder: Path) -> Run:
     check_paths(config)
     if train_config.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise ValueError("train.mixed_precision=fp16 needs a GPU; use bf16 or no on CPU")
-    accelerator = Accelerator(
-        mixed_precision=train_config.mixed_precision,
-        gradient_accumulation_steps=train_config.gradient_accumulation_steps,
-    )
+    accelerator = make_accelerator(train_config.mixed_precision, train_config.gradient_accumulation_steps)
     _check_options(config, accelerator, folder)
     components = build_components(
         **dataclasses.asdict(config.model),
@@ -110,6 +108,24 @@ def setup_run(config: Config, folder: Path) -> Run:
     )
     _start(run)
     return run
+
+
+def make_accelerator(mixed_precision: str, gradient_accumulation_steps: int = 1) -> Accelerator:
+    """The Accelerator of this process; several processes without CUDA join over gloo (accelerate's MULTI_CPU).
+
+    `accelerate launch --multi_gpu` on a machine without GPUs starts the processes, but Accelerator() would
+    leave each one alone (DistributedType.NO) unless told it runs on the CPU: they would train apart and
+    overwrite each other's files.
+    """
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    accelerator = Accelerator(
+        mixed_precision=mixed_precision,
+        gradient_accumulation_steps=gradient_accumulation_steps,
+        cpu=launched > 1 and not torch.cuda.is_available(),
+    )
+    if accelerator.num_processes != launched:
+        raise RuntimeError(f"launched {launched} processes but accelerate joined {accelerator.num_processes}")
+    return accelerator
 
 
 def _check_options(config: Config, accelerator: Accelerator, folder: Path) -> None:

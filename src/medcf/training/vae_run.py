@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from medcf.config import Config, check_paths, save_config
@@ -22,7 +21,7 @@ from medcf.figures import panel, save_figure
 from medcf.models import load_vae, save_vae, scratch_vae
 from medcf.training.data import HOLDOUT, TRAIN, data_fingerprint
 from medcf.training.record import environment, write_json, write_losses
-from medcf.training.run import training_datasets
+from medcf.training.run import make_accelerator, training_datasets
 from medcf.training.vae import latent_scaling_factor, reconstruction_metrics, set_scaling_factor, train_vae
 
 PREVIEW_IMAGES = 8
@@ -33,7 +32,7 @@ def train_autoencoder(config: Config, run_dir: str | Path, *, progress: bool = T
     run_dir = Path(run_dir)
     vae_config, seed = config.vae, config.train.seed
     check_paths(config)
-    accelerator = Accelerator(mixed_precision=config.train.mixed_precision)
+    accelerator = make_accelerator(config.train.mixed_precision)
     datasets = training_datasets(config)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
