@@ -3,6 +3,7 @@ saved model loads in vanilla diffusers, a resumed run equals an uninterrupted on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,6 +15,10 @@ from safetensors.torch import load_file
 from medcf.config import Config, load_config
 from medcf.models import load_components
 from medcf.training import train
+from medcf.training.data import HOLDOUT
+from medcf.training.run import training_datasets
+from medcf.training.setup import build_components
+from medcf.training.validation import held_out_loss
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -59,6 +64,12 @@ def test_training_lowers_the_loss_and_writes_a_complete_run(tmp_path: Path, cxr_
     assert manifest["seed"] == 0 and len(manifest["data_fingerprint"]) == 64
     assert manifest["sessions"][0]["end_step"] == 40 and manifest["num_processes"] == 1
     assert load_config(run / "config.yaml") == config
+    # The held-out loss (unseen patients, fixed noise) is repeatable and below the untrained model's.
+    holdout = training_datasets(config)[HOLDOUT]
+    untrained = build_components(**dataclasses.asdict(config.model), resolution=32)
+    trained = load_components(model_dir)
+    assert held_out_loss(trained, holdout) == pytest.approx(manifest["held_out_loss"], abs=1e-5)
+    assert manifest["held_out_loss"] < 0.8 * held_out_loss(untrained, holdout)
 
     pipeline = StableDiffusionPipeline.from_pretrained(
         model_dir, safety_checker=None, requires_safety_checker=False, local_files_only=True

@@ -35,6 +35,7 @@ from medcf.training.record import (
 from medcf.training.sampling import SampleSpec, sample_prompts
 from medcf.training.setup import build_components
 from medcf.training.step import PriorImages, StepInputs
+from medcf.training.validation import held_out_loss
 
 TRAINABLE = ("unet", "text_encoder", "vae")
 
@@ -290,7 +291,8 @@ def finish_run(run: Run, *, seconds: float, command: str = "") -> Path:
         if run.ema is not None:
             run.ema.copy_to(run.parameters)  # the saved model carries the EMA weights
         save_components(export_method(run.components, config.train.method, folder / "adapter"), model_dir)
-        summary = _summary(run, seconds)
+        held_out = held_out_loss(run.components, run.datasets[HOLDOUT]) if HOLDOUT in run.datasets else None
+        summary = _summary(run, seconds, held_out)
         write_model_card(
             model_dir,
             summary=summary,
@@ -304,12 +306,13 @@ def finish_run(run: Run, *, seconds: float, command: str = "") -> Path:
         manifest = _manifest(folder)
         manifest["sessions"][-1].update({"command": command, "end_step": run.state.step, "seconds": round(seconds, 1)})
         manifest["replica_fingerprints"] = fingerprints
+        manifest["held_out_loss"] = held_out
         write_json(folder / "manifest.json", manifest)
     accelerator.wait_for_everyone()
     return model_dir
 
 
-def _summary(run: Run, seconds: float) -> dict:
+def _summary(run: Run, seconds: float, held_out: float | None) -> dict:
     config, losses = run.config, run.state.losses
     tail = losses[-50:]
     return {
@@ -320,6 +323,7 @@ def _summary(run: Run, seconds: float) -> dict:
         f"× {run.accelerator.num_processes} process(es)",
         "latent drift δ (training)": f"{config.train.latent_drift} (target: {config.train.drift_target})",
         "final loss (mean of last 50 steps)": f"{sum(tail) / max(1, len(tail)):.4f}",
+        "held-out loss (fixed noise, 8 timesteps)": "no held-out patients" if held_out is None else f"{held_out:.4f}",
         "device": str(run.accelerator.device),
         "training time this session": f"{seconds:.0f} s",
     }
