@@ -25,8 +25,9 @@ ALLOWED: dict[str, set[str]] = {
     "models": LEAVES,
     "generate": LOWER,
     "sampling": LOWER | {"generate"},
+    "inversion": LOWER | {"generate"},
     "training": LOWER | {"generate", "config"},
-    "editing": LOWER | {"generate", "training"},
+    "editing": LOWER | {"generate", "inversion", "training"},
     "attribution": LOWER | {"generate", "training", "editing"},
 }
 

@@ -76,7 +76,7 @@ def generate(
     channels = latent_channels(components)  # the U-Net's output; a mask-conditioned input has one more
     shape = (len(prompts), channels, height // vae_scale, width // vae_scale)
     drift = drift_tensor(latent_drift, channels).to(device, unet.dtype)
-    condition = _mask_condition(components, mask, shape, (height, width))
+    condition = mask_condition(components, mask, shape, (height, width))
     sampler = sampling_scheduler(components, scheduler)
     sampler.set_timesteps(num_inference_steps, device=device)
 
@@ -108,7 +108,7 @@ def generate(
     return decode_latents(components, latents)
 
 
-def _mask_condition(
+def mask_condition(
     components: Components, mask: torch.Tensor | None, shape: tuple[int, ...], image_size: tuple[int, int]
 ) -> torch.Tensor | None:
     """The mask at latent resolution (B, 1, h, w), repeated for both guidance halves; None without a mask input."""
