@@ -13,7 +13,15 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from medcf.models import Components, decode_latents, encode_prompts, has_mask_condition, latent_channels, mask_latents
+from medcf.models import (
+    Components,
+    decode_latents,
+    encode_prompts,
+    has_mask_condition,
+    latent_channels,
+    mask_latents,
+    vae_scale_factor,
+)
 from medcf.prompts import NULL_PROMPT
 
 SCHEDULERS = ("ddim", "ddpm", "dpm++")
@@ -68,7 +76,7 @@ def generate(
     if isinstance(prompts, str):
         raise ValueError(f"prompts={prompts!r}: pass a list of strings, e.g. [{prompts!r}]")
     unet, device = components.unet, components.unet.device
-    vae_scale = 2 ** (len(components.vae.config.block_out_channels) - 1)
+    vae_scale = vae_scale_factor(components)
     height = height or unet.config.sample_size * vae_scale
     width = width or unet.config.sample_size * vae_scale
     if height % vae_scale or width % vae_scale:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from medcf.generate import drift_tensor, mask_condition, sampling_scheduler
-from medcf.models import Components, encode_prompts, latent_channels
+from medcf.models import Components, encode_prompts, latent_channels, vae_scale_factor
 from medcf.prompts import NULL_PROMPT
 
 
@@ -39,7 +39,7 @@ def ddim_invert(
     device, dtype = unet.device, unet.dtype
     channels = latent_channels(components)
     drift = drift_tensor(latent_drift, channels).to(device, dtype)
-    vae_scale = 2 ** (len(components.vae.config.block_out_channels) - 1)
+    vae_scale = vae_scale_factor(components)
     image_size = (latents.shape[-2] * vae_scale, latents.shape[-1] * vae_scale)
     condition = mask_condition(components, mask, tuple(latents.shape), image_size)
     embeds = encode_prompts(components, [NULL_PROMPT] * len(prompts) + list(prompts))

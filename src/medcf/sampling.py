@@ -14,7 +14,7 @@ from medcf.data import read_image, write_png
 from medcf.data.dataset import resize_square
 from medcf.figures import grid, save_figure
 from medcf.generate import generate
-from medcf.models import Components, has_mask_condition, load_components
+from medcf.models import Components, has_mask_condition, load_components, vae_scale_factor
 
 
 def generate_to_folder(
@@ -68,7 +68,7 @@ def generate_to_folder(
 @torch.no_grad()
 def _batch(components: Components, prompts, start: int, stop: int, mask, seed: int, **options) -> torch.Tensor:
     """Images start..stop-1, each from its own seeded noise, so image i is the same whatever the batch size."""
-    unet, vae_scale = components.unet, 2 ** (len(components.vae.config.block_out_channels) - 1)
+    unet, vae_scale = components.unet, vae_scale_factor(components)
     side = unet.config.sample_size
     noise = torch.stack(
         [

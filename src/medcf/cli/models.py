@@ -133,13 +133,13 @@ def drift_search(
 
     Example: `medcf drift-search --model runs/cxr/model --data cxr-synth --n 200 --out runs/cxr/drift`
     """
-    from medcf.models import load_components
+    from medcf.models import load_components, vae_scale_factor
     from medcf.training.data import images_and_prompts
     from medcf.training.drift_search import drift_search as search
     from medcf.training.drift_search import write_drift_search
 
     components = load_components(model)
-    vae_scale = 2 ** (len(components.vae.config.block_out_channels) - 1)
+    vae_scale = vae_scale_factor(components)
     resolution = components.unet.config.sample_size * vae_scale
     real, prompts = images_and_prompts(data, resolution=resolution, modality=modality, seed=seed)
     result = search(

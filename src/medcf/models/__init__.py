@@ -12,7 +12,14 @@ from medcf.models.components import (
     scratch_vae,
     tiny_components,
 )
-from medcf.models.latents import decode_latents, encode_images, has_mask_condition, latent_channels, mask_latents
+from medcf.models.latents import (
+    decode_latents,
+    encode_images,
+    has_mask_condition,
+    latent_channels,
+    mask_latents,
+    vae_scale_factor,
+)
 from medcf.models.text import encode_prompts
 
 __all__ = [
@@ -32,4 +39,5 @@ __all__ = [
     "scratch_components",
     "scratch_vae",
     "tiny_components",
+    "vae_scale_factor",
 ]

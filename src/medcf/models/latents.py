@@ -46,6 +46,11 @@ def decode_latents(components: Components, latents: torch.Tensor, *, channels: i
     return images
 
 
+def vae_scale_factor(components: Components) -> int:
+    """Pixels per latent cell along each side: 2 per VAE downsampling block (diffusers' vae_scale_factor)."""
+    return 2 ** (len(components.vae.config.block_out_channels) - 1)
+
+
 def latent_channels(components: Components) -> int:
     """Channels of the latents z_t: the U-Net's output, which a mask-conditioned U-Net's input exceeds by one."""
     return components.unet.config.out_channels
