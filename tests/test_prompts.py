@@ -296,3 +296,15 @@ def test_prompts_package_imports_only_the_standard_library():
                           if name.split(".")[0] not in sys.stdlib_module_names
                           and not name.startswith("medcf.prompts")]  # fmt: skip
     assert not offenders, offenders
+
+
+def test_a_template_round_trips_through_a_model_folder(tmp_path) -> None:
+    template = PromptTemplate("brain MRI", style="diverse", patient_info=False)
+    template.save_pretrained(tmp_path)
+    loaded = PromptTemplate.from_pretrained(tmp_path)
+    assert repr(loaded) == repr(template) and not list(tmp_path.glob("*.partial"))
+    assert loaded.for_editing().style == "simple" and loaded.for_editing().patient_info is False
+    assert repr(PromptTemplate.from_pretrained(tmp_path / "none")) == repr(PromptTemplate("chest X-ray"))
+    (tmp_path / "prompt_template.json").write_text("{")
+    with pytest.raises(ValueError, match="prompt_template.json: unreadable"):
+        PromptTemplate.from_pretrained(tmp_path)

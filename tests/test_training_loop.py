@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from medcf.config import Config, load_config
 from medcf.models import load_components
+from medcf.prompts import PromptTemplate
 from medcf.training import train
 from medcf.training.data import HOLDOUT
 from medcf.training.run import training_datasets
@@ -58,6 +59,7 @@ def test_training_lowers_the_loss_and_writes_a_complete_run(tmp_path: Path, cxr_
     assert sum(losses[-10:]) < 0.7 * sum(losses[:10])  # the tiny model learns the latent statistics
     for name in ("config.yaml", "manifest.json", "loss.png", "index.html", "report.md", "model/README.md"):
         assert (run / name).is_file(), name
+    assert PromptTemplate.from_pretrained(model_dir).style == config.data.prompt_style  # editing renders as trained
     assert [path.name for path in (run / "samples").iterdir()] == ["step-0000040.png"]
     assert sorted(path.name for path in (run / "checkpoints").iterdir()) == ["step-0000020", "step-0000040"]
     manifest = json.loads((run / "manifest.json").read_text())

@@ -7,7 +7,7 @@ latent channel. With δ = 0 the loop is the vanilla Stable Diffusion sampler ste
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
@@ -100,26 +100,84 @@ def generate(
     if drift_prior:
         latents = latents + drift
 
-    # 3. Denoise
-    for t in sampler.timesteps:
-        model_input = sampler.scale_model_input(torch.cat([latents] * 2), t)
-        if condition is not None:  # the mask channel is not noise: it skips the sampler's input scaling
-            model_input = torch.cat([model_input, condition], dim=1)
-        noise_pred = unet(model_input, t, encoder_hidden_states=embeds).sample
-        uncond, cond = noise_pred.chunk(2)
-        noise_pred = uncond + guidance_scale * (cond - uncond)  # classifier-free guidance
-        latents = sampler.step(noise_pred, t, latents, generator=generator).prev_sample
-        if drift_every_step:
-            latents = latents + drift  # Eq. 4: reverse mean shifted by δ
+    # 3. Denoise, adding δ after every step (Eq. 4)
+    step_drift = drift if drift_every_step else torch.zeros_like(drift)
+    uncond, cond = embeds.chunk(2)
+    latents = denoise(
+        components,
+        latents,
+        cond,
+        uncond,
+        sampler,
+        sampler.timesteps,
+        guidance_scale=guidance_scale,
+        drift=step_drift,
+        condition=condition,
+        generator=generator,
+    )
 
     # 4. Decode
     return decode_latents(components, latents)
 
 
+StepCallback = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def denoise(
+    components: Components,
+    latents: torch.Tensor,
+    prompt_embeds: torch.Tensor,
+    uncond_embeds: torch.Tensor | Sequence[torch.Tensor],
+    sampler: SchedulerMixin,
+    timesteps: torch.Tensor,
+    *,
+    guidance_scale: float,
+    drift: torch.Tensor,
+    condition: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    callback: StepCallback | None = None,
+) -> torch.Tensor:
+    """The reverse steps over `timesteps`: z ← Step(ε̂_cfg(z, t), z) + δ, then `callback(i, t, z)` may replace z.
+
+    `uncond_embeds` is one null-prompt embedding or one per step (null-text inversion, Mokady et al. 2023);
+    editing starts part-way (SDEdit) or blends a known region after each step (inpainting) through these two.
+    """
+    for i, t in enumerate(timesteps):
+        null = uncond_embeds[i] if isinstance(uncond_embeds, Sequence) else uncond_embeds
+        model_input = sampler.scale_model_input(latents, t)
+        noise_pred = guided_output(components, model_input, t, prompt_embeds, null, guidance_scale, condition)
+        latents = sampler.step(noise_pred, t, latents, generator=generator).prev_sample + drift
+        if callback is not None:
+            latents = callback(i, t, latents)
+    return latents
+
+
+def guided_output(
+    components: Components,
+    model_input: torch.Tensor,
+    t: torch.Tensor,
+    prompt_embeds: torch.Tensor,
+    uncond_embeds: torch.Tensor,
+    guidance_scale: float,
+    condition: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Classifier-free guidance (Ho & Salimans 2022): u + w·(c − u), both halves in one U-Net batch.
+
+    `condition` (B, 1, h, w) is the mask channel of a mask-conditioned U-Net; it is not noise, so it skips
+    the sampler's input scaling and is appended here.
+    """
+    model_input = torch.cat([model_input] * 2)
+    if condition is not None:
+        model_input = torch.cat([model_input, condition.repeat(2, 1, 1, 1)], dim=1)
+    embeds = torch.cat([uncond_embeds, prompt_embeds])
+    uncond, cond = components.unet(model_input, t, encoder_hidden_states=embeds).sample.chunk(2)
+    return uncond + guidance_scale * (cond - uncond)
+
+
 def mask_condition(
     components: Components, mask: torch.Tensor | None, shape: tuple[int, ...], image_size: tuple[int, int]
 ) -> torch.Tensor | None:
-    """The mask at latent resolution (B, 1, h, w), repeated for both guidance halves; None without a mask input."""
+    """The mask at latent resolution (B, 1, h, w); None for a model without a mask input."""
     if not has_mask_condition(components):
         if mask is not None:
             raise ValueError("mask given, but this model is not mask-conditioned; drop the mask")
@@ -130,4 +188,4 @@ def mask_condition(
         expected = (shape[0], 1, *image_size)
         raise ValueError(f"mask shape {tuple(mask.shape)}: expected one mask per prompt at the image size, {expected}")
     unet = components.unet
-    return mask_latents(mask, shape[-2:]).to(unet.device, unet.dtype).repeat(2, 1, 1, 1)
+    return mask_latents(mask, shape[-2:]).to(unet.device, unet.dtype)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-from medcf.generate import drift_tensor, mask_condition, sampling_scheduler
+from medcf.generate import drift_tensor, guided_output, mask_condition, sampling_scheduler
 from medcf.models import Components, encode_prompts, latent_channels, vae_scale_factor
 from medcf.prompts import NULL_PROMPT
 
@@ -33,36 +33,68 @@ def ddim_invert(
 
     Use the same steps, guidance and δ to regenerate; guidance 1 (the prompt alone) inverts most faithfully.
     """
+    trajectory = ddim_inversion_trajectory(
+        components,
+        latents,
+        prompts,
+        num_inference_steps=num_inference_steps,
+        guidance_scale=guidance_scale,
+        latent_drift=latent_drift,
+        mask=mask,
+    )
+    drift = drift_tensor(latent_drift, latent_channels(components)).to(trajectory[-1])
+    return trajectory[-1] - drift  # the sampler starts from noise + δ
+
+
+@torch.no_grad()
+def ddim_inversion_trajectory(
+    components: Components,
+    latents: torch.Tensor,
+    prompts: list[str],
+    *,
+    num_inference_steps: int = 50,
+    guidance_scale: float = 1.0,
+    latent_drift: float | Sequence[float] = 0.0,
+    mask: torch.Tensor | None = None,
+    strength: float = 1.0,
+) -> list[torch.Tensor]:
+    """The sampler's states in reverse, [z₀, …, z_k], k = round(strength · steps), δ included as the sampler has it.
+
+    Element j is the state the DDIM sampler holds before its last j steps: regenerating from element k over
+    `timesteps[-k:]` walks back to z₀. These states are the pivots of null-text inversion.
+    """
     if len(prompts) != len(latents):
         raise ValueError(f"{len(prompts)} prompts for {len(latents)} latents: give one source prompt per image")
     unet = components.unet
     device, dtype = unet.device, unet.dtype
-    channels = latent_channels(components)
-    drift = drift_tensor(latent_drift, channels).to(device, dtype)
+    drift = drift_tensor(latent_drift, latent_channels(components)).to(device, dtype)
     vae_scale = vae_scale_factor(components)
     image_size = (latents.shape[-2] * vae_scale, latents.shape[-1] * vae_scale)
     condition = mask_condition(components, mask, tuple(latents.shape), image_size)
-    embeds = encode_prompts(components, [NULL_PROMPT] * len(prompts) + list(prompts))
+    uncond, cond = encode_prompts(components, [NULL_PROMPT] * len(prompts) + list(prompts)).chunk(2)
     sampler = sampling_scheduler(components, "ddim")  # the very timesteps and ᾱ the sampler will use
     sampler.set_timesteps(num_inference_steps, device=device)
     alphas_cumprod, final_alpha = sampler.alphas_cumprod.to(device), sampler.final_alpha_cumprod.to(device)
     stride = sampler.config.num_train_timesteps // num_inference_steps  # DDIMScheduler.step's prev_timestep
+    steps = inversion_steps(num_inference_steps, strength)
 
-    latents = latents.to(device, dtype)
-    for t in sampler.timesteps.flip(0):  # ascending: the sampler's steps in reverse order
-        latents = latents - drift  # undo the δ the sampler adds after this step
+    trajectory = [latents.to(device, dtype)]
+    for t in sampler.timesteps.flip(0)[:steps]:  # ascending: the sampler's steps in reverse order
+        latents = trajectory[-1] - drift  # undo the δ the sampler adds after this step
         alpha_prev = alphas_cumprod[t - stride] if t - stride >= 0 else final_alpha
         alpha_t = alphas_cumprod[t]
-        model_input = torch.cat([latents] * 2)
-        if condition is not None:
-            model_input = torch.cat([model_input, condition], dim=1)
-        output = unet(model_input, t, encoder_hidden_states=embeds).sample
-        uncond, cond = output.chunk(2)
-        output = uncond + guidance_scale * (cond - uncond)
+        output = guided_output(components, latents, t, cond, uncond, guidance_scale, condition)
         noise = _epsilon(output, latents, alpha_t, sampler.config.prediction_type)
         sample = (latents - (1 - alpha_prev).sqrt() * noise) / alpha_prev.sqrt()  # x̂₀
-        latents = alpha_t.sqrt() * sample + (1 - alpha_t).sqrt() * noise
-    return latents - drift  # the sampler starts from noise + δ
+        trajectory.append(alpha_t.sqrt() * sample + (1 - alpha_t).sqrt() * noise)
+    return trajectory
+
+
+def inversion_steps(num_inference_steps: int, strength: float) -> int:
+    """How many of the sampler's steps an edit of `strength` ∈ (0, 1] re-runs (SDEdit's t₀ = strength·T)."""
+    if not 0 < strength <= 1:
+        raise ValueError(f"strength={strength}: give a value in (0, 1]; 1 inverts all the way to noise")
+    return max(1, round(num_inference_steps * strength))
 
 
 def _epsilon(output: torch.Tensor, latents: torch.Tensor, alpha: torch.Tensor, prediction_type: str) -> torch.Tensor:

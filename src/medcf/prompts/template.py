@@ -13,14 +13,17 @@ same patient, every finding absent, plus a normal-appearance description from th
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from .fields import SEX_WORDS, SMOKING_WORDS, ClinicalRow, format_age, humanize, parse_row
 from .vocabulary import DEFAULT_VOCABULARY, Modality, Vocabulary
 
 STYLES = ("table", "simple", "diverse")
+TEMPLATE_FILE = "prompt_template.json"  # in a model folder: the modality, style and patient_info it was trained with
 NULL_PROMPT = ""  # the unconditional prompt of classifier-free guidance (Ho & Salimans, 2022)
 # First option of each tuple is the "simple" wording; "diverse" samples them all.
 _NORMAL_WORDS = ("normal", "unremarkable")
@@ -58,6 +61,37 @@ class PromptTemplate:
 
     def __repr__(self) -> str:
         return f"PromptTemplate({self.modality!r}, style={self.style!r}, patient_info={self.patient_info})"
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write `prompt_template.json` into a model folder, so editing renders rows the way training did."""
+        path = Path(folder) / TEMPLATE_FILE
+        settings = {"modality": self.modality, "style": self.style, "patient_info": self.patient_info}
+        staging = path.with_name(path.name + ".partial")
+        staging.write_text(json.dumps(settings, indent=2) + "\n")
+        return staging.replace(path)  # atomic: never a half-written file
+
+    @classmethod
+    def from_pretrained(
+        cls, folder: str | Path, *, modality: str = "chest X-ray", style: str = "table"
+    ) -> PromptTemplate:
+        """The template a model was trained with; the defaults given for folders without one (e.g. diffusers')."""
+        path = Path(folder) / TEMPLATE_FILE
+        if not path.is_file():
+            return cls(modality, style=style)
+        try:
+            settings = json.loads(path.read_text())
+            return cls(settings["modality"], style=settings["style"], patient_info=bool(settings["patient_info"]))
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{path}: unreadable prompt template ({error}); delete it or re-save the model") from None
+
+    def for_editing(self) -> PromptTemplate:
+        """The template for source/target prompts of an edit: "diverse" paraphrases would change more than the
+        edited field, so edits use its first wordings, the "simple" style, which training also saw."""
+        if self.style != "diverse":
+            return self
+        return PromptTemplate(
+            self.modality, style="simple", patient_info=self.patient_info, vocabulary=self.vocabulary
+        )
 
     def render(self, row: Mapping[str, object], *, seed: int = 0) -> str:
         """The prompt for `row`; deterministic in (row, seed), and seed only matters for "diverse"."""

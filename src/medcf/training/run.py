@@ -20,6 +20,7 @@ from diffusers.training_utils import EMAModel
 from medcf.config import Config, check_paths, config_dict, save_config
 from medcf.generate import drift_tensor
 from medcf.models import Components, has_mask_condition, save_components
+from medcf.prompts import PromptTemplate
 from medcf.training.checkpoint import LoopState, latest_checkpoint
 from medcf.training.data import HOLDOUT, TRAIN, data_fingerprint, load_cohorts, training_dataset
 from medcf.training.methods import export_method, prepare_method
@@ -291,6 +292,9 @@ def finish_run(run: Run, *, seconds: float, command: str = "") -> Path:
         if run.ema is not None:
             run.ema.copy_to(run.parameters)  # the saved model carries the EMA weights
         save_components(export_method(run.components, config.train.method, folder / "adapter"), model_dir)
+        PromptTemplate(
+            config.data.modality, style=config.data.prompt_style, patient_info=config.data.patient_info
+        ).save_pretrained(model_dir)
         held_out = held_out_loss(run.components, run.datasets[HOLDOUT]) if HOLDOUT in run.datasets else None
         summary = _summary(run, seconds, held_out)
         write_model_card(
