@@ -27,8 +27,9 @@ ALLOWED: dict[str, set[str]] = {
     "sampling": LOWER | {"generate"},
     "inversion": LOWER | {"generate"},
     "training": LOWER | {"generate", "config"},
+    "classifier": LOWER,
     "editing": LOWER | {"generate", "inversion", "training"},
-    "attribution": LOWER | {"generate", "training", "editing"},
+    "attribution": LOWER | {"generate", "inversion", "training", "editing", "classifier"},
 }
 
 
