@@ -1,0 +1,19 @@
+"""A small CNN classifier of findings and clinical labels: an attribution target and a domain feature extractor."""
+
+from medcf.classifier.data import LabelledImages, default_label_names, labelled_images, load_labelled_images
+from medcf.classifier.fit import classify, evaluate, fit_classifier
+from medcf.classifier.network import ImageClassifier
+from medcf.classifier.storage import load_classifier, save_classifier
+
+__all__ = [
+    "ImageClassifier",
+    "LabelledImages",
+    "classify",
+    "default_label_names",
+    "evaluate",
+    "fit_classifier",
+    "labelled_images",
+    "load_classifier",
+    "load_labelled_images",
+    "save_classifier",
+]
