@@ -18,7 +18,8 @@ def medcf(*args, cwd=None):
 def test_help_lists_every_command_with_one_line_help():
     result = medcf("--help")
     assert result.returncode == 0
-    for command in ("demo", "info", "convert", "prompts", "synth", "train", "train-vae", "generate", "drift-search"):
+    commands = ("demo", "info", "convert", "prompts", "synth", "train", "train-vae", "generate", "drift-search")
+    for command in (*commands, "counterfactual", "inpaint", "attribute", "effect", "train-classifier"):
         assert command in result.stdout
 
 

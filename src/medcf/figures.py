@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from medcf.atomic import atomic_path
 
 LABEL_HEIGHT = 16  # px of caption strip above each tile
+BAR_HEIGHT = 14  # px of the colour-bar gradient
 # Diverging map for signed maps (blue < 0 < red), anchored at white so zero change reads as "nothing".
 _DIVERGING = np.array([[33, 102, 172], [146, 197, 222], [247, 247, 247], [244, 165, 130], [178, 24, 43]], float)
 
@@ -44,6 +45,32 @@ def overlay(pixels: np.ndarray, heat_rgb: np.ndarray, mask: np.ndarray, *, alpha
     weight = alpha * np.clip(mask.astype(float), 0.0, 1.0)[..., None]
     blended = to_rgb(pixels) * (1 - weight) + heat_rgb * weight
     return np.round(blended).astype(np.uint8)
+
+
+def colour_bar(limit: float, width: int, *, label: str = "difference, display units") -> Image.Image:
+    """The signed_heatmap scale as a strip: −limit (blue) … 0 (white) … +limit (red), with tick labels."""
+    font = ImageFont.load_default()
+    strip = Image.new("RGB", (width, BAR_HEIGHT + 30), (255, 255, 255))
+    values = np.linspace(-limit, limit, width - 8)[None, :].repeat(BAR_HEIGHT, axis=0)
+    strip.paste(Image.fromarray(signed_heatmap(values, limit=limit)), (4, 2))
+    draw = ImageDraw.Draw(strip)
+    ticks = ((4, f"{-limit:+.3g}"), (width // 2, "0"), (width - 4, f"{limit:+.3g}"))
+    for x, text in ticks:
+        text_width = draw.textlength(text, font=font)
+        left = min(max(x - text_width / 2, 0), width - text_width)
+        draw.line([(x, BAR_HEIGHT + 2), (x, BAR_HEIGHT + 5)], fill=(0, 0, 0))
+        draw.text((left, BAR_HEIGHT + 6), text, fill=(0, 0, 0), font=font)
+    draw.text(((width - draw.textlength(label, font=font)) / 2, BAR_HEIGHT + 18), label, fill=(0, 0, 0), font=font)
+    return strip
+
+
+def with_colour_bar(figure: Image.Image, limit: float, *, label: str = "difference, display units") -> Image.Image:
+    """`figure` with the signed colour bar of ±limit underneath."""
+    bar = colour_bar(limit, figure.width, label=label)
+    combined = Image.new("RGB", (figure.width, figure.height + bar.height), (255, 255, 255))
+    combined.paste(figure, (0, 0))
+    combined.paste(bar, (0, figure.height))
+    return combined
 
 
 def mask_outline(pixels: np.ndarray, mask: np.ndarray, *, colour: tuple[int, int, int] = (255, 200, 0)) -> np.ndarray:

@@ -17,33 +17,15 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from medcf.atomic import atomic_path
 from medcf.attribution.effect import EffectResult
-from medcf.figures import line_chart, mask_outline, overlay, panel, save_figure, signed_heatmap
+from medcf.figures import colour_bar, line_chart, mask_outline, overlay, panel, save_figure, signed_heatmap
 from medcf.report import Section, write_report
 
 TILE = 192  # px per figure tile
-BAR_HEIGHT = 14  # px of the colour-bar gradient
 OUTLINE = (40, 40, 40)  # anatomy outline on the heatmap: dark, to read on white (zero) and on both hues
-
-
-def colour_bar(limit: float, width: int, *, label: str = "high - low, display units") -> Image.Image:
-    """The signed_heatmap scale as a strip: −limit (blue) … 0 (white) … +limit (red), with tick labels."""
-    font = ImageFont.load_default()
-    strip = Image.new("RGB", (width, BAR_HEIGHT + 30), (255, 255, 255))
-    values = np.linspace(-limit, limit, width - 8)[None, :].repeat(BAR_HEIGHT, axis=0)
-    strip.paste(Image.fromarray(signed_heatmap(values, limit=limit)), (4, 2))
-    draw = ImageDraw.Draw(strip)
-    ticks = ((4, f"{-limit:+.3g}"), (width // 2, "0"), (width - 4, f"{limit:+.3g}"))
-    for x, text in ticks:
-        text_width = draw.textlength(text, font=font)
-        left = min(max(x - text_width / 2, 0), width - text_width)
-        draw.line([(x, BAR_HEIGHT + 2), (x, BAR_HEIGHT + 5)], fill=(0, 0, 0))
-        draw.text((left, BAR_HEIGHT + 6), text, fill=(0, 0, 0), font=font)
-    draw.text(((width - draw.textlength(label, font=font)) / 2, BAR_HEIGHT + 18), label, fill=(0, 0, 0), font=font)
-    return strip
 
 
 def effect_figure(result: EffectResult, anatomy_mask: np.ndarray) -> Image.Image:
@@ -58,7 +40,7 @@ def effect_figure(result: EffectResult, anatomy_mask: np.ndarray) -> Image.Image
     ]
     titles = [f"mean {result.low}", f"mean {result.high}", "high - low", "overlay"]
     grid = panel([tiles], [titles], tile=TILE)
-    bar = colour_bar(limit, grid.width)
+    bar = colour_bar(limit, grid.width, label="high - low, display units")
     figure = Image.new("RGB", (grid.width, grid.height + bar.height), (255, 255, 255))
     figure.paste(grid, (0, 0))
     figure.paste(bar, (0, grid.height))

@@ -3,6 +3,7 @@
 from medcf.classifier.data import LabelledImages, default_label_names, labelled_images, load_labelled_images
 from medcf.classifier.fit import classify, evaluate, fit_classifier
 from medcf.classifier.network import ImageClassifier
+from medcf.classifier.run import train_classifier_to_folder
 from medcf.classifier.storage import load_classifier, save_classifier
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "load_classifier",
     "load_labelled_images",
     "save_classifier",
+    "train_classifier_to_folder",
 ]

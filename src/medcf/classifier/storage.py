@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -17,8 +18,12 @@ INPUT_RANGE = [-1.0, 1.0]  # grey pixels as medcf.data.intensity.to_model_range 
 CONFIG_KEYS = {"format", "label_names", "channels", "image_size", "input_range"}
 
 
-def save_classifier(model: ImageClassifier, folder: str | Path) -> Path:
-    """Write `folder` whole or not at all; an existing folder is replaced only when it holds a classifier."""
+def save_classifier(
+    model: ImageClassifier, folder: str | Path, *, write_extras: Callable[[Path], None] | None = None
+) -> Path:
+    """Write `folder` whole or not at all; an existing folder is replaced only when it holds a classifier.
+
+    `write_extras(staging)` adds files (metrics, report) inside the same all-or-nothing write."""
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()) and not _is_classifier_folder(folder):
         raise FileExistsError(f"{folder}: exists and holds no classifier; choose a new or empty folder")
@@ -33,6 +38,8 @@ def save_classifier(model: ImageClassifier, folder: str | Path) -> Path:
     with atomic_folder(folder) as staging:
         (staging / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         save_file(weights, staging / WEIGHTS)
+        if write_extras is not None:
+            write_extras(staging)
     return folder
 
 

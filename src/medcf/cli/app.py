@@ -36,3 +36,12 @@ SetOption = Annotated[
     typer.Option("--set", help="Override one config field, e.g. --set train.max_steps=200 (repeatable)."),
 ]
 ModelOption = Annotated[Path, typer.Option("--model", help="Model folder (diffusers layout, e.g. RUN/model).")]
+
+
+def parse_drift(text: str, *, scalar: bool = True) -> float | list[float]:
+    """'0.05' → 0.05; '0.1,0,0,0' → [0.1, 0.0, 0.0, 0.0] (one δ per latent channel, or a δ grid)."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{text!r}: give a number like 0.05 or comma-separated numbers like 0.1,0,0,0") from None
+    return values[0] if scalar and len(values) == 1 else values

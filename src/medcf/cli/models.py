@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from medcf.cli.app import ConfigOption, ModelOption, SeedOption, SetOption, app
+from medcf.cli.app import ConfigOption, ModelOption, SeedOption, SetOption, app, parse_drift
 
 RunOption = Annotated[Path, typer.Option("--out", help="Run folder; an existing run there is resumed.")]
 ProgressOption = Annotated[bool, typer.Option(help="Show a progress bar.")]
@@ -76,21 +76,12 @@ def generate(
         num_inference_steps=steps,
         guidance_scale=guidance,
         scheduler=scheduler,
-        latent_drift=_drift(drift),
+        latent_drift=parse_drift(drift),
         mask=mask,
         batch_size=batch_size,
         seed=seed,
     )
     typer.echo(f"wrote {n} images and grid.png to {folder}")
-
-
-def _drift(text: str, *, scalar: bool = True) -> float | list[float]:
-    """'0.05' → 0.05; '0.1,0,0,0' → [0.1, 0.0, 0.0, 0.0] (one δ per latent channel, or a δ grid)."""
-    try:
-        values = [float(part) for part in text.split(",")]
-    except ValueError:
-        raise ValueError(f"{text!r}: give a number like 0.05 or comma-separated numbers like 0.1,0,0,0") from None
-    return values[0] if scalar and len(values) == 1 else values
 
 
 @app.command("train-vae")
@@ -146,7 +137,7 @@ def drift_search(
         components,
         prompts,
         real,
-        deltas=[float(d) for d in _drift(deltas, scalar=False)],
+        deltas=[float(d) for d in parse_drift(deltas, scalar=False)],
         num_samples=n,
         num_inference_steps=steps,
         guidance_scale=guidance,

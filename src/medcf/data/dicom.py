@@ -260,3 +260,22 @@ def _pixel_module(pixels: np.ndarray, center: float, width: float) -> Dataset:
     module.VOILUTFunction = "LINEAR_EXACT"
     module.PixelData = stored.tobytes()
     return module
+
+
+_AGE_UNITS = {"Y": 1.0, "M": 1 / 12, "W": 7 / 365.25, "D": 1 / 365.25}  # DICOM AS value representation
+
+
+def clinical_fields(dataset: Dataset | None) -> dict[str, object]:
+    """Canonical row fields a DICOM header states: age (PatientAge "063Y"), sex (PatientSex) and view
+    (ViewPosition); absent or malformed values are left out rather than guessed."""
+    if dataset is None:
+        return {}
+    fields: dict[str, object] = {}
+    age = str(dataset.get("PatientAge", "") or "").strip().upper()
+    if len(age) == 4 and age[:3].isdigit() and age[3] in _AGE_UNITS:
+        fields["age"] = round(int(age[:3]) * _AGE_UNITS[age[3]], 1)
+    if (sex := str(dataset.get("PatientSex", "") or "").strip().upper()) in ("M", "F"):
+        fields["sex"] = sex
+    if (view := str(dataset.get("ViewPosition", "") or "").strip().upper()) in ("PA", "AP", "LL", "RL", "LATERAL"):
+        fields["view"] = "lateral" if view in ("LL", "RL", "LATERAL") else view
+    return fields

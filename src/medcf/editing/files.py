@@ -1,0 +1,119 @@
+"""One image file in, a folder of results out: what `medcf counterfactual` and `medcf inpaint` run.
+
+The model sees the image centre-cropped and resized to its resolution (as in training). Results are PNGs at
+that resolution; where the input was DICOM or NIfTI, the edit is also written back at the source geometry as
+source + the upsampled model-resolution change, so unchanged regions keep their full resolution.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from medcf.data import read_image, write_image
+from medcf.data.dataset import resize_square
+from medcf.data.dicom import clinical_fields
+from medcf.data.image import MedicalImage
+from medcf.figures import panel, save_figure, signed_heatmap, with_colour_bar
+from medcf.models import Components, vae_scale_factor
+from medcf.report import Section, write_report
+
+SOURCE_FORMATS = {"dicom": "dcm", "nifti": "nii.gz"}
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """A source image and the (1, 1, R, R) model-range tensor the model sees."""
+
+    image: MedicalImage
+    pixels: torch.Tensor
+
+    @property
+    def display(self) -> np.ndarray:
+        return ((self.pixels[0, 0] + 1) / 2).clamp(0, 1).numpy()
+
+
+def model_resolution(components: Components) -> int:
+    return components.unet.config.sample_size * vae_scale_factor(components)
+
+
+def load_model_input(path: str | Path, resolution: int, *, index: int | None = None) -> ModelInput:
+    """Read a PNG/DICOM/NIfTI slice and crop/resize it as training did."""
+    image = read_image(path, index=index)
+    square = resize_square(torch.from_numpy(image.pixels), resolution)
+    return ModelInput(image, (square * 2 - 1)[None, None])
+
+
+def load_mask(path: str | Path, resolution: int) -> torch.Tensor:
+    """A binary mask image (1, 1, R, R), cropped/resized like the images; empty masks are refused."""
+    mask = resize_square(torch.from_numpy(read_image(path).pixels), resolution, nearest=True) > 0.5
+    if not mask.any():
+        raise ValueError(f"{path}: the mask is empty; paint the region white (> 0.5) on black")
+    return mask.float()[None, None]
+
+
+def clinical_row(image: MedicalImage, fields: Sequence[str]) -> dict[str, object]:
+    """The row describing the image: what a DICOM header states, then `field=value` overrides."""
+    row = clinical_fields(image.header) if image.provenance.format == "dicom" else {}
+    for field in fields:
+        key, separator, value = field.partition("=")
+        if not separator or not key.strip():
+            raise ValueError(f"--row '{field}': write field=value, e.g. age=63 or nodule=1")
+        row[key.strip()] = value.strip()
+    return row
+
+
+def source_geometry(source: ModelInput, result: torch.Tensor) -> np.ndarray:
+    """Display pixels (H, W) at the source size: source + the change upsampled into the centre crop."""
+    pixels = source.image.pixels.copy()
+    height, width = pixels.shape
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    change = (result - source.pixels).mean(dim=1, keepdim=True) / 2
+    change = F.interpolate(change.float(), size=(side, side), mode="bilinear", align_corners=False)[0, 0].numpy()
+    pixels[top : top + side, left : left + side] += change
+    return np.clip(pixels, 0, 1)
+
+
+def write_edit(
+    staging: Path,
+    source: ModelInput,
+    result: torch.Tensor,
+    *,
+    title: str,
+    name: str,
+    settings: Mapping[str, object],
+    extra_tiles: Sequence[tuple[np.ndarray, str]] = (),
+) -> Path:
+    """original.png, <name>.png, difference.png, panel.png, settings.json, report; <name>.dcm/.nii.gz too."""
+    edited = ((result[0].mean(dim=0) + 1) / 2).clamp(0, 1).numpy()
+    write_image(staging / "original.png", source.display)
+    write_image(staging / f"{name}.png", edited)
+    if (suffix := SOURCE_FORMATS.get(source.image.provenance.format)) is not None:
+        write_image(staging / f"{name}.{suffix}", source_geometry(source, result), like=source.image)
+    difference = edited - source.display
+    limit = max(float(np.abs(difference).max()), 1e-6)
+    save_figure(Image.fromarray(signed_heatmap(difference, limit=limit)), staging / "difference.png")
+    tiles = [
+        (source.display, "original"),
+        *extra_tiles,
+        (edited, name),
+        (signed_heatmap(difference, limit=limit), "edit − original"),
+    ]
+    figure = panel([[tile for tile, _ in tiles]], [[caption for _, caption in tiles]], tile=192)
+    save_figure(with_colour_bar(figure, limit, label="change, display units"), staging / "panel.png")
+    (staging / "settings.json").write_text(json.dumps(dict(settings), indent=2, default=str) + "\n")
+    summary = {"mean |change|": float(np.abs(difference).mean()), "max |change|": limit}
+    sections = [
+        Section("Result", figures=[("panel.png", "original, result and the signed change (red brighter)")]),
+        Section("Settings", table=[{"setting": k, "value": v} for k, v in settings.items()]),
+        Section("Change", table=[summary]),
+    ]
+    return write_report(staging, title, sections)

@@ -1,0 +1,139 @@
+"""One file in, one folder out: counterfactual_to_folder, inpaint_to_folder, attribute_to_folder, effect_to_folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pydicom import dcmread
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from medcf.attribution.to_folder import attribute_to_folder, effect_to_folder
+from medcf.classifier import fit_classifier, save_classifier
+from medcf.data import read_image, write_png
+from medcf.data.dicom import clinical_fields
+from medcf.editing.to_folder import counterfactual_to_folder, inpaint_to_folder
+from medcf.models import save_components, tiny_components
+from medcf.prompts import PromptTemplate
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+FAST = {"num_inference_steps": 3}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = save_components(tiny_components(in_channels=1), tmp_path_factory.mktemp("model") / "model")
+    PromptTemplate("chest X-ray", style="diverse").save_pretrained(folder)
+    return folder
+
+
+def _radiograph(path: Path) -> Path:
+    """A 48 × 40 (non-square) DX DICOM of a named 63-year-old man."""
+    rows, columns = 48, 40
+    stored = (np.add.outer(np.arange(rows), np.arange(columns)) * 500 % 65535).astype("<u2")
+    dataset = Dataset()
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset.SOPClassUID, dataset.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.1.1", generate_uid()
+    dataset.PatientName, dataset.PatientID, dataset.PatientAge, dataset.PatientSex = "Doe^John", "MRN-7", "063Y", "M"
+    dataset.Modality, dataset.PhotometricInterpretation, dataset.SamplesPerPixel = "DX", "MONOCHROME2", 1
+    dataset.Rows, dataset.Columns, dataset.ViewPosition = rows, columns, "PA"
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 16, 16, 15, 0
+    dataset.PixelData = stored.tobytes()
+    dataset.file_meta.MediaStorageSOPClassUID = dataset.SOPClassUID
+    dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    dataset.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _png(path: Path, pixels: np.ndarray) -> Path:
+    write_png(path, pixels.astype(np.float32), bit_depth=16)
+    return path
+
+
+def _square_mask(path: Path, size: int = 32) -> Path:
+    mask = np.zeros((size, size), np.float32)
+    mask[4:14, 18:30] = 1
+    return _png(path, mask)
+
+
+def test_the_header_gives_the_row(tmp_path: Path) -> None:
+    assert clinical_fields(read_image(_radiograph(tmp_path / "x.dcm")).header) == {"age": 63, "sex": "M", "view": "PA"}
+    assert clinical_fields(Dataset()) == {} and clinical_fields(None) == {}
+    odd = Dataset()
+    odd.PatientAge, odd.PatientSex = "006M", "O"
+    assert clinical_fields(odd) == {"age": 0.5}
+
+
+def test_a_dicom_counterfactual_is_written_back_anonymous_at_its_geometry(model: Path, tmp_path: Path) -> None:
+    source = _radiograph(tmp_path / "x.dcm")
+    out = counterfactual_to_folder(model, source, ["nodule=absent"], tmp_path / "cf", **FAST)
+    for name in ("original.png", "counterfactual.png", "difference.png", "panel.png", "index.html", "report.md"):
+        assert (out / name).is_file(), name
+    settings = json.loads((out / "settings.json").read_text())
+    assert "63 year old male" in settings["source prompt"] and "nodule" in settings["source prompt"]
+    assert settings["target prompt"] == settings["source prompt"].replace(" with a nodule", "")
+    written, original = dcmread(out / "counterfactual.dcm"), read_image(source)
+    assert (written.Rows, written.Columns) == (48, 40) and str(written.PatientName) != "Doe^John"
+    assert b"Doe^John" not in b"".join(path.read_bytes() for path in out.iterdir())
+    back = read_image(out / "counterfactual.dcm").pixels
+    np.testing.assert_allclose(back[:4], original.pixels[:4], atol=1e-4)  # rows outside the centre crop
+    assert np.abs(back[4:44] - original.pixels[4:44]).mean() > 1e-3
+    with pytest.raises(FileExistsError, match="not empty"):
+        counterfactual_to_folder(model, source, ["nodule=absent"], out, **FAST)
+
+
+def test_a_masked_counterfactual_changes_the_mask_only(model: Path, tmp_path: Path) -> None:
+    image = _png(tmp_path / "x.png", np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32))
+    mask = _square_mask(tmp_path / "m.png")
+    out = counterfactual_to_folder(
+        model, image, ["age+=20"], tmp_path / "cf", row=["age=40"], mask=mask, engine="sdedit", **FAST
+    )
+    edited, original = read_image(out / "counterfactual.png").pixels, read_image(out / "original.png").pixels
+    inside = read_image(mask).pixels > 0.5
+    assert np.array_equal(edited[~inside], original[~inside]) and not np.array_equal(edited, original)
+    assert "60 year old" in json.loads((out / "settings.json").read_text())["target prompt"]
+    assert not (out / "counterfactual.dcm").exists()
+
+
+def test_inpainting_a_png_keeps_the_outside(model: Path, tmp_path: Path) -> None:
+    image = _png(tmp_path / "x.png", np.full((32, 32), 0.3, np.float32))
+    mask = _square_mask(tmp_path / "m.png")
+    out = inpaint_to_folder(model, image, mask, "chest X-ray with consolidation", tmp_path / "lesion", **FAST)
+    edited, original = read_image(out / "inpainted.png").pixels, read_image(out / "original.png").pixels
+    inside = read_image(mask).pixels > 0.5
+    assert np.array_equal(edited[~inside], original[~inside]) and np.abs(edited - original)[inside].mean() > 1e-3
+    with pytest.raises(ValueError, match="mask is empty"):
+        inpaint_to_folder(model, image, _png(tmp_path / "e.png", np.zeros((32, 32))), "x", tmp_path / "e", **FAST)
+    assert not (tmp_path / "e").exists()
+
+
+def test_attribution_writes_the_signed_map_and_the_classifier_baselines(model: Path, tmp_path: Path) -> None:
+    images = torch.rand(16, 1, 32, 32) * 2 - 1
+    labels = (images[:, :, 8:16, 8:16].mean(dim=(1, 2, 3)) > 0).float()[:, None]
+    network, _ = fit_classifier(images, labels, ["nodule"], steps=3, batch_size=8, learning_rate=1e-3, seed=0,
+                                channels=(8, 16), progress=False)  # fmt: skip
+    classifier = save_classifier(network, tmp_path / "classifier")
+    image = _png(tmp_path / "x.png", np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32))
+    out = attribute_to_folder(
+        model, image, tmp_path / "va", row=["nodule=1"], classifier=classifier, seeds=[0], sigma=0.0, **FAST
+    )
+    signed = np.load(out / "map.npy")
+    difference = read_image(out / "original.png").pixels - read_image(out / "counterpart.png").pixels
+    np.testing.assert_allclose(signed, difference, atol=1e-4)  # M = x − x_healthy in display units
+    for name in ("saliency.npy", "gradcam.npy"):
+        assert np.load(out / name).shape == (32, 32)
+    for name in ("map.png", "overlay.png", "panel.png", "index.html"):
+        assert (out / name).is_file()
+    assert "normal" in json.loads((out / "settings.json").read_text())["healthy prompt"].lower()
+
+
+def test_effect_to_folder_averages_matched_pairs(model: Path, tmp_path: Path) -> None:
+    out = effect_to_folder(model, "smoking", tmp_path / "effect", n=4, batch_size=2, num_inference_steps=2)
+    summary = json.loads((out / "effect.json").read_text())
+    assert summary["n"] == 4 and summary["attribute"] == "smoking"
+    assert np.load(out / "effect.npy").shape == (32, 32)
