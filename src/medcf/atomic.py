@@ -49,3 +49,11 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
         staging.rename(path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def new_output_folder(out: str | Path) -> Path:
+    """`out` as a Path, refusing a folder that already holds files (a result is never overwritten)."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out}: folder is not empty; pass a new --out folder")
+    return out

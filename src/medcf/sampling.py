@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from medcf.atomic import atomic_folder
+from medcf.atomic import atomic_folder, new_output_folder
 from medcf.data import read_image, write_png
 from medcf.data.dataset import resize_square
 from medcf.figures import grid, save_figure
@@ -31,9 +31,7 @@ def generate_to_folder(
     seed: int = 0,
 ) -> Path:
     """Write `out/NNNN.png` per prompt (16-bit grey), `grid.png` and `prompts.csv`; image i uses noise seed+i."""
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out}: folder is not empty; pass a new --out folder")
+    out = new_output_folder(out)
     if not prompts:
         raise ValueError("no prompts given; pass at least one --prompt")
     components = model if isinstance(model, Components) else load_components(model)

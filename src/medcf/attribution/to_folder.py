@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from medcf.atomic import atomic_folder
+from medcf.atomic import atomic_folder, new_output_folder
 from medcf.attribution.difference import counterpart_attribution
 from medcf.attribution.effect import matched_rows, population_effect
 from medcf.attribution.effect_pairs import cohort_anatomy_mask, cohort_rows, diffusion_pairs
@@ -47,9 +47,7 @@ def attribute_to_folder(
 ) -> Path:
     """map.npy (signed M = x − x_healthy), map.png, overlay.png, counterpart.png, panel.png, report; plus
     saliency.npy / gradcam.npy of `classifier` for the image's findings when a classifier is given."""
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out}: folder is not empty; pass a new --out folder")
+    out = new_output_folder(out)
     network = None if classifier is None else load_classifier(classifier)
     components = components or load_components(model)
     resolution = model_resolution(components)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from medcf.atomic import atomic_folder
+from medcf.atomic import atomic_folder, new_output_folder
 from medcf.editing.counterfactual import counterfactual
 from medcf.editing.files import clinical_row, load_mask, load_model_input, model_resolution, write_edit
 from medcf.editing.inpaint import inpaint
@@ -34,7 +34,7 @@ def counterfactual_to_folder(
     components: Components | None = None,
 ) -> Path:
     """The image with `edits` applied to its clinical row (header fields + `row` overrides); returns `out`."""
-    out = _new_folder(out)
+    out = new_output_folder(out)
     components = components or load_components(model)
     template = PromptTemplate.from_pretrained(model)
     resolution = model_resolution(components)
@@ -73,7 +73,7 @@ def inpaint_to_folder(
     components: Components | None = None,
 ) -> Path:
     """The image with the mask's region regenerated from `prompt` (zero-shot RePaint); returns `out`."""
-    out = _new_folder(out)
+    out = new_output_folder(out)
     components = components or load_components(model)
     resolution = model_resolution(components)
     source = load_model_input(image, resolution)
@@ -92,11 +92,4 @@ def inpaint_to_folder(
         write_edit(
             staging, source, result, title="medcf inpaint", name="inpainted", settings=settings, extra_tiles=tiles
         )
-    return out
-
-
-def _new_folder(out: str | Path) -> Path:
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out}: folder is not empty; pass a new --out folder")
     return out
