@@ -49,12 +49,12 @@ def test_counterpart_maps_average_the_seeds() -> None:
     images = torch.linspace(-1, 1, 2 * 32 * 32).reshape(2, 1, 32, 32)
     source, healthy = ["chest x-ray with a nodule"] * 2, ["normal chest x-ray"] * 2
     options = {"num_inference_steps": 3, "sigma": 0.0}
-    result = counterpart_attribution(components, images, source, healthy, seeds=(0, 1, 2), **options)
+    result = counterpart_attribution(components, images, source, healthy, engine="sdedit", seeds=(0, 1, 2), **options)
     assert result.seed_maps.shape == (3, 2, 1, 32, 32) and result.counterparts.shape == images.shape
     torch.testing.assert_close(result.maps, result.seed_maps.mean(dim=0))
     assert (result.seed_maps[0] - result.seed_maps[1]).abs().max() > 1e-4  # SDEdit draws differ by seed
     torch.testing.assert_close(result.seed_maps[0], difference_map(images, result.counterparts))
-    once = counterpart_attribution(components, images, source, healthy, engine="inversion", **options)
+    once = counterpart_attribution(components, images, source, healthy, **options)  # inversion
     assert once.seed_maps.shape[0] == 1  # deterministic: one run whatever the seeds
     with pytest.raises(ValueError, match="seeds is empty"):
         counterpart_attribution(components, images, source, healthy, seeds=())

@@ -36,7 +36,7 @@ def attribute_to_folder(
     row: Sequence[str] = (),
     classifier: str | Path | None = None,
     seeds: Sequence[int] = (0, 1, 2),
-    engine: str = "sdedit",
+    engine: str = "inversion",
     strength: float = 0.6,
     num_inference_steps: int = 50,
     guidance_scale: float = 3.0,
