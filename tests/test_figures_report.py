@@ -1,7 +1,7 @@
 import numpy as np
 from PIL import Image
 
-from medcf.figures import mask_outline, overlay, panel, save_figure, signed_heatmap, to_rgb
+from medcf.figures import caption_font, mask_outline, overlay, panel, save_figure, signed_heatmap, to_rgb
 from medcf.report import Section, render_html, render_markdown, write_report
 
 
@@ -11,6 +11,13 @@ def test_signed_heatmap_maps_sign_to_red_and_blue_and_zero_to_white():
     assert tuple(white) == (247, 247, 247)
     assert blue[2] > blue[0] and red[0] > red[2]
     assert tuple(signed_heatmap(np.array([[-1.0, 1.0]]), limit=0.5)[0, 1]) == tuple(red)  # clipped at ±limit
+
+
+def test_caption_font_draws_the_field_symbols_not_missing_glyph_boxes():
+    font = caption_font()
+    missing = np.asarray(font.getmask("\ue000"))  # a private-use code point: the font's missing-glyph box
+    for symbol in "−δσᾱ×":
+        assert not np.array_equal(np.asarray(font.getmask(symbol)), missing), symbol
 
 
 def test_overlay_only_touches_the_masked_pixels():

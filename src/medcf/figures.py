@@ -8,8 +8,10 @@ out is an RGB `PIL.Image`, saved atomically by `save_figure`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -47,9 +49,16 @@ def overlay(pixels: np.ndarray, heat_rgb: np.ndarray, mask: np.ndarray, *, alpha
     return np.round(blended).astype(np.uint8)
 
 
+@cache
+def caption_font(size: int = 11) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """DejaVu Sans from matplotlib's data (it has −, δ, σ, ᾱ, ×, which Pillow's default font draws as boxes)."""
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    return ImageFont.truetype(str(path), size) if path.is_file() else ImageFont.load_default()
+
+
 def colour_bar(limit: float, width: int, *, label: str = "difference, display units") -> Image.Image:
     """The signed_heatmap scale as a strip: −limit (blue) … 0 (white) … +limit (red), with tick labels."""
-    font = ImageFont.load_default()
+    font = caption_font()
     strip = Image.new("RGB", (width, BAR_HEIGHT + 30), (255, 255, 255))
     values = np.linspace(-limit, limit, width - 8)[None, :].repeat(BAR_HEIGHT, axis=0)
     strip.paste(Image.fromarray(signed_heatmap(values, limit=limit)), (4, 2))
@@ -87,7 +96,7 @@ def mask_outline(pixels: np.ndarray, mask: np.ndarray, *, colour: tuple[int, int
 
 def panel(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[Sequence[str]], *, tile: int = 160) -> Image.Image:
     """Grid of tiles (each resized to `tile` px high, aspect kept) with a caption above each."""
-    font = ImageFont.load_default()
+    font = caption_font()
     rendered = [[_tile(image, tile) for image in row] for row in rows]
     width = max(sum(t.width for t in row) + 4 * (len(row) + 1) for row in rendered)
     height = len(rendered) * (tile + LABEL_HEIGHT + 4) + 4
