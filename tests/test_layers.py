@@ -1,4 +1,5 @@
-"""The layer rule of STYLE.md §3.2: data → prompts → models → training | generate → editing → attribution → cli.
+"""The layer rule of STYLE.md §3.2: data → prompts → models → training | generate → editing → attribution →
+evaluation → cli.
 
 Each top-level part of medcf may import only the parts listed for it; nothing imports the entry points.
 """
@@ -30,6 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "classifier": LOWER,
     "editing": LOWER | {"generate", "inversion", "training"},
     "attribution": LOWER | {"generate", "inversion", "training", "editing", "classifier"},
+    "evaluation": LOWER | {"generate", "inversion", "training", "editing", "classifier", "attribution", "config"},
 }
 
 

@@ -8,7 +8,7 @@ image does not depend on the rest of its batch, and give the caller back the mod
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -74,3 +74,17 @@ def _check_label(logits: torch.Tensor, label_index: int) -> None:
         raise ValueError(
             f"label_index={label_index}: the classifier has {logits.shape[1]} labels (0 to {logits.shape[1] - 1})"
         )
+
+
+def at_classifier_size(
+    method: Callable[[nn.Module, torch.Tensor, int], torch.Tensor],
+    classifier: nn.Module,
+    images: torch.Tensor,
+    label_index: int,
+) -> torch.Tensor:
+    """`method` (gradient_saliency or grad_cam) run where the classifier was trained, images resized to its
+    `image_size` (bilinear, antialiased), and the maps (B, 1, H, W) brought back to the images' size."""
+    size = images.shape[-2:]
+    resized = F.interpolate(images, size=(classifier.image_size,) * 2, mode="bilinear", antialias=True)
+    maps = method(classifier, resized, label_index)
+    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)

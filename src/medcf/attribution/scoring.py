@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from medcf.attribution.difference import counterpart_attribution
-from medcf.attribution.gradients import grad_cam, gradient_saliency
+from medcf.attribution.gradients import at_classifier_size, grad_cam, gradient_saliency
 from medcf.classifier import ImageClassifier
 from medcf.data.synthetic import effect_mask
 from medcf.data.synthetic.kinds import get_kind
@@ -40,7 +40,8 @@ class FindingCases:
 
 
 def finding_cases(finding: str, *, n: int, size: int, kind: str = "cxr", seed: int = 0) -> FindingCases:
-    """The first `n` unseen subjects of the cohort `seed` that have `finding`."""
+    """The first `n` unseen subjects of the cohort `seed` that have `finding` and in whom it shows at `size`
+    (a few-pixel nodule can vanish below the effect threshold at 32 px: nothing there to localise)."""
     cohort = get_kind(kind)
     if finding not in {factor.name for factor in cohort.factors if factor.levels == (0, 1)}:
         raise ValueError(f"finding {finding!r} is not a binary factor of the {kind} cohort")
@@ -50,9 +51,12 @@ def finding_cases(finding: str, *, n: int, size: int, kind: str = "cxr", seed: i
         if getattr(subject, finding) != 1:
             continue
         image, counterpart = cohort.render(subject, size), cohort.render(subject, size, **{finding: 0})
+        mask = effect_mask(image, counterpart, finding)
+        if not mask.any() or mask.all():
+            continue
         factual.append(image.image)
         healthy.append(counterpart.image)
-        masks.append(effect_mask(image, counterpart, finding))
+        masks.append(mask)
         rows.append(cohort.row(subject))
 
     def stack(arrays: list[np.ndarray]) -> torch.Tensor:
@@ -77,21 +81,31 @@ def compare_methods(
     *,
     classifier: ImageClassifier | None = None,
     batch_size: int = 16,
+    counterparts: list[torch.Tensor] | None = None,
     **counterpart_options: object,
 ) -> list[dict[str, object]]:
     """One row per method: the true counterpart (the ceiling), healthy counterparts from the model, and the
-    classifier's gradient saliency and Grad-CAM for the finding; with the seconds each took."""
+    classifier's gradient saliency and Grad-CAM for the finding; with the seconds each took.
+
+    `counterparts`, when given, receives the model's healthy counterparts batch by batch, so
+    soundness metrics can score the very draws the maps came from (the first seed's, (B, C, H, W)).
+    """
     methods: dict[str, Callable[[slice], torch.Tensor]] = {"true counterpart": lambda s: _truth(cases, s)}
 
     def counterpart(part: slice) -> torch.Tensor:
         source, healthy = healthy_prompts(template, cases.rows[part])
-        return counterpart_attribution(components, cases.images[part], source, healthy, **counterpart_options).maps
+        result = counterpart_attribution(components, cases.images[part], source, healthy, **counterpart_options)
+        if counterparts is not None:
+            counterparts.append(result.counterparts)
+        return result.maps
 
     methods["healthy counterpart (medcf)"] = counterpart
     if classifier is not None:
         label = classifier.label_names.index(cases.finding)
-        methods["gradient saliency"] = lambda s: gradient_saliency(classifier, cases.images[s], label)
-        methods["Grad-CAM"] = lambda s: _upsampled(grad_cam(classifier, cases.images[s], label), cases.images)
+        methods["gradient saliency"] = lambda s: at_classifier_size(
+            gradient_saliency, classifier, cases.images[s], label
+        )
+        methods["Grad-CAM"] = lambda s: at_classifier_size(grad_cam, classifier, cases.images[s], label)
     rows = []
     for name, method in methods.items():
         start = time.perf_counter()
@@ -103,7 +117,3 @@ def compare_methods(
 
 def _truth(cases: FindingCases, part: slice) -> torch.Tensor:
     return (cases.images[part] - cases.healthy[part]) / 2
-
-
-def _upsampled(maps: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.interpolate(maps, size=images.shape[-2:], mode="bilinear", align_corners=False)

@@ -16,7 +16,7 @@ from medcf.attribution.difference import counterpart_attribution
 from medcf.attribution.effect import matched_rows, population_effect
 from medcf.attribution.effect_pairs import cohort_anatomy_mask, cohort_rows, diffusion_pairs
 from medcf.attribution.effect_report import write_effect
-from medcf.attribution.gradients import grad_cam, gradient_saliency
+from medcf.attribution.gradients import at_classifier_size, grad_cam, gradient_saliency
 from medcf.classifier import ImageClassifier, classify, load_classifier
 from medcf.data import write_image
 from medcf.editing import healthy_prompts
@@ -92,19 +92,16 @@ def attribute_to_folder(
 def classifier_maps(network: ImageClassifier, pixels: torch.Tensor, row: dict) -> dict[str, np.ndarray]:
     """Gradient saliency and Grad-CAM (H, W) for the row's present finding known to the classifier, else for
     the label the classifier rates most likely; computed at the classifier's size, resized to the image's."""
-    size = pixels.shape[-2:]
-    resized = F.interpolate(
-        pixels, size=(network.image_size,) * 2, mode="bilinear", antialias=True, align_corners=False
-    )
     present = [i for i, name in enumerate(network.label_names) if parse_finding(name, row.get(name)) == 1]
-    label = present[0] if present else int(classify(network, resized)[0].argmax())
+    if present:
+        label = present[0]
+    else:
+        resized = F.interpolate(pixels, size=(network.image_size,) * 2, mode="bilinear", antialias=True)
+        label = int(classify(network, resized)[0].argmax())
     name = network.label_names[label]
-    maps = {
-        f"saliency ({name})": gradient_saliency(network, resized, label),
-        f"gradcam ({name})": grad_cam(network, resized, label),
-    }
     return {
-        key: F.interpolate(m, size=size, mode="bilinear", align_corners=False)[0, 0].numpy() for key, m in maps.items()
+        f"saliency ({name})": at_classifier_size(gradient_saliency, network, pixels, label)[0, 0].numpy(),
+        f"gradcam ({name})": at_classifier_size(grad_cam, network, pixels, label)[0, 0].numpy(),
     }
 
 

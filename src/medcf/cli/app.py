@@ -45,3 +45,13 @@ def parse_drift(text: str, *, scalar: bool = True) -> float | list[float]:
     except ValueError:
         raise ValueError(f"{text!r}: give a number like 0.05 or comma-separated numbers like 0.1,0,0,0") from None
     return values[0] if scalar and len(values) == 1 else values
+
+
+def check_inputs(**paths: Path | None) -> None:
+    """Fail in milliseconds, before the model libraries load, when a named input is missing."""
+    for option, path in paths.items():
+        if path is not None and not path.exists():
+            raise ValueError(f"{path}: not found; check --{option.replace('_', '-')}")
+    model = paths.get("model")
+    if model is not None and not (model / "model_index.json").is_file():
+        raise ValueError(f"{model}: no model_index.json; pass a model folder (e.g. RUN/model from medcf train)")

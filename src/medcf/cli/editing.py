@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from medcf.cli.app import ModelOption, SeedOption, app, parse_drift
+from medcf.cli.app import ModelOption, SeedOption, app, check_inputs, parse_drift
 
 ImageOption = Annotated[Path, typer.Option("--image", help="PNG, DICOM or NIfTI slice.")]
 OutOption = Annotated[Path, typer.Option("--out", help="New folder for the result PNGs, panel and report.")]
@@ -18,16 +18,6 @@ RowOption = Annotated[
 StepsOption = Annotated[int, typer.Option(help="Sampler steps (DDIM).")]
 GuidanceOption = Annotated[float, typer.Option(help="Classifier-free guidance scale.")]
 DriftOption = Annotated[str, typer.Option(help="Latent Drift δ: one number, or one per latent channel.")]
-
-
-def _check_files(**paths: Path | None) -> None:
-    """Fail in milliseconds, before the model libraries load, when a named input is missing."""
-    for option, path in paths.items():
-        if path is not None and not path.exists():
-            raise ValueError(f"{path}: not found; check --{option.replace('_', '-')}")
-    model = paths.get("model")
-    if model is not None and not (model / "model_index.json").is_file():
-        raise ValueError(f"{model}: no model_index.json; pass a model folder (e.g. RUN/model from medcf train)")
 
 
 @app.command("counterfactual")
@@ -53,7 +43,7 @@ def counterfactual_command(
 
     Example: `medcf counterfactual --model runs/cxr/model --image x.dcm --set pneumonia=absent --out cf`
     """
-    _check_files(model=model, image=image, mask=mask)
+    check_inputs(model=model, image=image, mask=mask)
     from medcf.editing.to_folder import counterfactual_to_folder
 
     folder = counterfactual_to_folder(
@@ -81,7 +71,7 @@ def inpaint(
     Example: `medcf inpaint --model runs/cxr/model --image x.png --mask rll.png --prompt "chest X-ray with
     right lower lobe consolidation" --out lesion`
     """
-    _check_files(model=model, image=image, mask=mask)
+    check_inputs(model=model, image=image, mask=mask)
     from medcf.editing.to_folder import inpaint_to_folder
 
     folder = inpaint_to_folder(
@@ -116,7 +106,7 @@ def attribute(
 
     Example: `medcf attribute --model runs/cxr/model --image x.png --row nodule=1 --out attribution`
     """
-    _check_files(model=model, image=image, classifier=classifier, anatomy_mask=anatomy_mask)
+    check_inputs(model=model, image=image, classifier=classifier, anatomy_mask=anatomy_mask)
     from medcf.attribution.to_folder import attribute_to_folder
 
     folder = attribute_to_folder(
@@ -150,7 +140,7 @@ def effect(
 
     Example: `medcf effect --model runs/cxr/model --attribute smoking --n 200 --out smoking-effect`
     """
-    _check_files(model=model)
+    check_inputs(model=model)
     from medcf.attribution.to_folder import effect_to_folder
 
     folder = effect_to_folder(

@@ -4,6 +4,7 @@ from .attribution import dice_otsu, normalized_cross_correlation, otsu_threshold
 from .distribution import frechet_distance, kernel_inception_distance
 from .features import EfficientNetLite0Features, FeatureExtractor, extract_features, fid_kid
 from .image import diversity, ms_ssim, ms_ssim_settings, psnr, ssim
+from .inception import TorchScriptInceptionFeatures
 
 __all__ = [
     "EfficientNetLite0Features",
@@ -21,4 +22,5 @@ __all__ = [
     "pixel_auroc",
     "psnr",
     "ssim",
+    "TorchScriptInceptionFeatures",
 ]
