@@ -72,12 +72,24 @@ def test_undefined_cases_name_the_image(metric):
     empty[1] = 0
     with pytest.raises(ValueError, match="mask of image 1 is empty"):
         metric(_noisy_maps(masks, 0.3), empty)
-    constant = _noisy_maps(masks, 0.3)
-    constant[2] = 0.5
-    with pytest.raises(ValueError, match="attribution map of image 2 is constant"):
-        metric(constant, masks)
     with pytest.raises(ValueError, match="must both be"):
         metric(torch.rand(3, 1, 32, 32), torch.ones(3, 1, 16, 16))
+
+
+def test_a_constant_map_scores_no_localisation_instead_of_failing():
+    masks = _lesion_masks()
+    maps = _noisy_maps(masks, 0.3)
+    constant = maps.clone()
+    constant[2] = 0.5
+    others = [0, 1] + list(range(3, len(masks)))
+    assert normalized_cross_correlation(constant, masks) == pytest.approx(
+        normalized_cross_correlation(maps[others], masks[others]) * (len(masks) - 1) / len(masks)
+    )
+    assert dice_otsu(constant, masks) == pytest.approx(
+        dice_otsu(maps[others], masks[others]) * (len(masks) - 1) / len(masks)
+    )
+    flat = torch.zeros_like(maps)
+    assert pixel_auroc(flat, masks) == 0.5 and normalized_cross_correlation(flat, masks) == 0.0
 
 
 def test_full_mask_is_refused_where_background_is_needed():

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from medcf.attribution.scoring import compare_methods, finding_cases
 from medcf.classifier import ImageClassifier
@@ -49,7 +50,7 @@ def attribution_scores(
 ) -> list[dict[str, object]]:
     """One row per (finding, method) with AUROC / NCC / Dice; the medcf rows add minimality."""
     rows = []
-    for finding in binary_findings(kind):
+    for finding in tqdm(binary_findings(kind), desc="medcf: attribution vs true masks", unit="finding"):
         cases = finding_cases(finding, n=n, size=size, kind=kind, seed=seed)
         baseline = classifier if classifier is not None and finding in classifier.label_names else None
         counterparts: list[torch.Tensor] = []

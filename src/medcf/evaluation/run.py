@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from medcf.atomic import atomic_folder, new_output_folder
 from medcf.classifier import ImageClassifier, load_classifier
@@ -138,7 +139,7 @@ def _soundness(
     edits = [
         finding_edits(components, template, classifier, data.images, data.rows, finding, n=settings.edit_images,
                       **options)
-        for finding in findings
+        for finding in tqdm(findings, desc="medcf evaluate: finding edits", unit="finding")
     ]  # fmt: skip
     count = settings.composition_images
     composition = null_edit_composition(components, template, data.images[:count], data.rows[:count], **options)

@@ -3,6 +3,8 @@
 Protocols: normalised cross-correlation as in VA-GAN (Baumgartner et al., CVPR 2018, Sec. 4.2);
 pixel-wise AUROC and Dice of an Otsu-thresholded map as in Wolleb et al. (MICCAI 2022, Sec. 3).
 Maps are scored by magnitude |map|: a signed difference map marks a lesion whether it adds or removes intensity.
+A constant map (e.g. a Grad-CAM whose ReLU zeroes every cell) points nowhere: it scores NCC 0 and Dice 0, and
+its pixels tie in the pooled AUROC, rather than stopping a benchmark.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from scipy.stats import rankdata
 
 
 def _as_arrays(maps: torch.Tensor, masks: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image flattened |map| (B, H*W) float64 and mask (B, H*W) bool, with the undefined cases refused."""
+    """Per-image flattened |map| (B, H*W) float64 and mask (B, H*W) bool, with empty masks refused."""
     if maps.dim() != 4 or maps.shape != masks.shape:
         raise ValueError(
             f"maps {tuple(maps.shape)} and masks {tuple(masks.shape)} must both be (B, 1, H, W) of one size"
@@ -23,8 +25,6 @@ def _as_arrays(maps: torch.Tensor, masks: torch.Tensor) -> tuple[np.ndarray, np.
     for index in range(len(magnitude)):
         if not lesion[index].any():
             raise ValueError(f"mask of image {index} is empty; drop images without a lesion before scoring")
-        if np.ptp(magnitude[index]) == 0:
-            raise ValueError(f"attribution map of image {index} is constant; it cannot localise anything")
     return magnitude, lesion
 
 
@@ -49,6 +49,9 @@ def normalized_cross_correlation(maps: torch.Tensor, masks: torch.Tensor) -> flo
     for index, (values, target) in enumerate(zip(magnitude, lesion.astype(np.float64), strict=True)):
         if target.all():
             raise ValueError(f"mask of image {index} covers the whole image; NCC needs background pixels")
+        if np.ptp(values) == 0:
+            correlations.append(0.0)  # a constant map correlates with nothing
+            continue
         values = (values - values.mean()) / values.std()
         target = (target - target.mean()) / target.std()
         correlations.append((values * target).mean())
@@ -72,6 +75,6 @@ def dice_otsu(maps: torch.Tensor, masks: torch.Tensor) -> float:
     magnitude, lesion = _as_arrays(maps, masks)
     dices = []
     for values, target in zip(magnitude, lesion, strict=True):
-        predicted = values > otsu_threshold(values)
+        predicted = values > otsu_threshold(values) if np.ptp(values) > 0 else np.zeros_like(target)
         dices.append(2 * (predicted & target).sum() / (predicted.sum() + target.sum()))
     return float(np.mean(dices))

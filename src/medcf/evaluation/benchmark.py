@@ -1,0 +1,140 @@
+"""`medcf benchmark --suite cxr-synth`: train every run of the suite (suite.py), score each on the held-out
+patients, and write one table (Markdown + JSON) with the hardware, versions and timings.
+
+Stages are cached in the work folder: a finished model is not trained again, so an interrupted benchmark
+continues where it stopped. Same seeds → same numbers (every stage is seeded; CPU runs are deterministic).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from medcf.attribution.to_folder import effect_to_folder
+from medcf.classifier import ImageClassifier, fit_classifier, labelled_images, load_classifier, save_classifier
+from medcf.classifier.features import ClassifierFeatures
+from medcf.config import config_dict, load_config
+from medcf.data.synthetic import synthesize
+from medcf.evaluation.attribution import attribution_scores
+from medcf.evaluation.benchmark_report import write_benchmark
+from medcf.evaluation.data import EvaluationSet, RunSplit, evaluation_set
+from medcf.evaluation.generation import distribution_scores, generate_for_rows, rendered_prompts, sample_effectiveness
+from medcf.evaluation.suite import SIZES, SuiteRun, SuiteSize, base_overrides, common_overrides, slug, suite_runs
+from medcf.metrics.features import EfficientNetLite0Features
+from medcf.models import load_components
+from medcf.prompts import PromptTemplate
+from medcf.training import train, train_autoencoder
+from medcf.training.data import TRAIN, load_cohorts
+from medcf.training.record import environment
+
+SUITES = ("cxr-synth",)
+SEED = 0
+REFERENCE = "basic fine-tune, δ=0"  # diverse prompts with patient info: the model attribution and effect use
+
+
+def run_benchmark(suite: str, work: str | Path, out: str | Path, *, quick: bool = False) -> Path:
+    """Run the suite in `work` (cached stages), write `out/<suite>[-quick].md` and `.json`; returns the .md."""
+    if suite not in SUITES:
+        raise ValueError(f"suite {suite!r} is unknown; choose one of {', '.join(SUITES)}")
+    size, work, started = SIZES["quick" if quick else "full"], Path(work), time.perf_counter()
+    work.mkdir(parents=True, exist_ok=True)
+    data = _stage_data(size, work / "data")
+    vae = _stage_vae(size, data, work / "vae")
+    base = _trained(base_overrides(size, str(data), str(vae), SEED), work / "base")
+    classifier, classifier_metrics = _stage_classifier(size, data, work / "classifier")
+    split = RunSplit(0.1, SEED, "")
+    held_out = evaluation_set(data, resolution=size.resolution, modality="chest X-ray", split=split, limit=1000)
+    extractors = [EfficientNetLite0Features(), ClassifierFeatures(classifier)]
+    rows, trained = [], {}
+    for run in suite_runs(size):
+        overrides = (*common_overrides(size, str(data), SEED), f"model.pretrained={base}", *run.overrides)
+        key = json.dumps(config_dict(load_config(None, overrides)), sort_keys=True)
+        seconds = time.perf_counter()
+        model = trained.get(key) or _trained(overrides, work / "runs" / slug(run.name))
+        trained[key] = model
+        row = _score(model, run, held_out, classifier, extractors, size)
+        rows.append({"group": run.group, "run": run.name, **row, "seconds": time.perf_counter() - seconds})
+    reference = work / "runs" / slug(REFERENCE) / "model"
+    attribution = _stage_attribution(reference, classifier, size)
+    effect = _stage_effect(reference, size, work / "effect")
+    results = {
+        "suite": suite, "size": "quick" if quick else "full", "settings": asdict(size), "seed": SEED,
+        "runs": rows, "attribution": attribution, "smoking_effect": effect, "classifier": classifier_metrics,
+        "environment": environment(), "seconds": time.perf_counter() - started,
+    }  # fmt: skip
+    return write_benchmark(results, Path(out), f"{suite}{'-quick' if quick else ''}")
+
+
+def _stage_data(size: SuiteSize, folder: Path) -> Path:
+    if not (folder / "metadata.csv").is_file():
+        synthesize("cxr", folder, n=size.subjects, size=size.resolution, seed=SEED, counterfactuals=False)
+    return folder
+
+
+def _stage_vae(size: SuiteSize, data: Path, folder: Path) -> Path:
+    if size.tiny:
+        return folder  # tiny components bring their own VAE
+    if not (folder / "vae" / "config.json").is_file():
+        overrides = (f"data.root={data}", f"data.resolution={size.resolution}", f"vae.max_steps={size.vae_steps}")
+        train_autoencoder(load_config(None, overrides), folder)
+    return folder / "vae"
+
+
+def _trained(overrides: tuple[str, ...], folder: Path) -> Path:
+    """The model folder of the run with `overrides`, trained unless an earlier benchmark finished it."""
+    if not (folder / "model" / "model_index.json").is_file():
+        train(load_config(None, overrides), folder, command="medcf benchmark: medcf train " + " ".join(
+            f"--set '{override}'" for override in overrides))  # fmt: skip
+    return folder / "model"
+
+
+def _stage_classifier(size: SuiteSize, data: Path, folder: Path) -> tuple[ImageClassifier, dict]:
+    """The real-data classifier (training patients only) that judges effectiveness and gives fid_domain."""
+    if not (folder / "model.safetensors").is_file():
+        cohort = load_cohorts(data, modality="chest X-ray", holdout_fraction=0.1, seed=SEED)[TRAIN]
+        labelled = labelled_images(cohort, resolution=size.resolution)
+        network, _ = fit_classifier(
+            labelled.images, labelled.labels, labelled.label_names, steps=size.classifier_steps,
+            batch_size=32, learning_rate=1e-3, seed=SEED,
+        )  # fmt: skip
+        save_classifier(network, folder)
+    return load_classifier(folder), {"steps": size.classifier_steps}
+
+
+def _score(
+    model: Path, run: SuiteRun, held_out: EvaluationSet, classifier: ImageClassifier, extractors: list, size: SuiteSize
+) -> dict[str, object]:
+    """FID/KID (EfficientNet and domain features) and effectiveness of samples for held-out rows."""
+    components = load_components(model)
+    rows = held_out.rows[: size.eval_samples]
+    prompts = rendered_prompts(PromptTemplate.from_pretrained(model), rows, seed=SEED)
+    if run.instance_prompt:
+        prompts = [run.instance_prompt.replace("{prompt}", prompt) for prompt in prompts]
+    samples = generate_for_rows(
+        components, prompts, resolution=size.resolution, num_inference_steps=size.eval_steps,
+        latent_drift=run.latent_drift, seed=SEED, desc=f"medcf benchmark: {run.name}",
+    )  # fmt: skip
+    scores = distribution_scores(held_out.images, samples, extractors, kid_subset_size=1000)
+    effect = sample_effectiveness(classifier, samples, rows)
+    return {
+        "latent drift": run.latent_drift, "fid_effnet": scores["fid_effnet"],
+        "kid_effnet": scores["kid_effnet_mean"], "kid_effnet_std": scores["kid_effnet_std"],
+        "fid_domain": scores["fid_domain"], "effectiveness": effect["mean_accuracy"],
+        "n_samples": scores["n_fake"], "n_real": scores["n_real"],
+    }  # fmt: skip
+
+
+def _stage_attribution(model: Path, classifier: ImageClassifier, size: SuiteSize) -> list[dict[str, object]]:
+    components, template = load_components(model), PromptTemplate.from_pretrained(model)
+    return attribution_scores(
+        components, template, classifier, kind="cxr", seed=SEED, size=size.resolution, n=size.attribution_cases,
+        engine="inversion", strength=0.6, num_inference_steps=size.eval_steps, guidance_scale=3.0,
+    )  # fmt: skip
+
+
+def _stage_effect(model: Path, size: SuiteSize, folder: Path) -> dict[str, object]:
+    if not (folder / "effect.json").is_file():
+        effect_to_folder(model, "smoking", folder, n=size.effect_pairs, num_inference_steps=size.eval_steps, seed=SEED)
+    return json.loads((folder / "effect.json").read_text())

@@ -1,0 +1,110 @@
+"""The cxr-synth benchmark suite: the four source papers' experiments at small scale, as training runs.
+
+A generic base model is trained first on normal studies only, with one plain prompt ("A normal chest X-ray.")
+— the stand-in for Stable Diffusion, which never saw a finding named. Every experiment fine-tunes that base:
+- methods (Latent Drift, Yeganeh et al. CVPR 2025, Table 1): basic fine-tune, LoRA, textual inversion and
+  DreamBooth, each without and with Latent Drift δ in training and sampling;
+- prompts (Latent Drift §4 / RoentGen): simple vs diverse prompts, with and without patient information.
+Each run is a list of `medcf train --set` overrides, so any row of the table is reproducible by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+IDENTIFIER = "<medcf>"  # textual inversion's new token; DreamBooth's identifier (the same word for both)
+BASE_FILTER = "no_finding == 1"
+BASE_PROMPT = "A normal chest X-ray."
+
+
+@dataclass(frozen=True)
+class SuiteSize:
+    """How big each stage is: `quick` for CI (tiny models, minutes), `full` for the committed table."""
+
+    subjects: int
+    resolution: int
+    tiny: bool  # toy-size components instead of a trained VAE + medcf's scratch U-Net
+    vae_steps: int
+    base_steps: int
+    finetune_steps: int
+    batch_size: int
+    classifier_steps: int
+    eval_samples: int  # held-out patients per model for FID/KID and effectiveness
+    eval_steps: int  # DDIM steps when sampling
+    attribution_cases: int
+    effect_pairs: int
+    latent_drift: float  # δ of the "with Latent Drift" rows (the paper's grid spans ±0.2)
+
+
+SIZES = {
+    "quick": SuiteSize(
+        subjects=120, resolution=32, tiny=True, vae_steps=0, base_steps=30, finetune_steps=20, batch_size=8,
+        classifier_steps=40, eval_samples=16, eval_steps=4, attribution_cases=3, effect_pairs=8, latent_drift=0.1,
+    ),
+    "full": SuiteSize(
+        subjects=2000, resolution=64, tiny=False, vae_steps=1500, base_steps=2000, finetune_steps=600,
+        batch_size=16, classifier_steps=1500, eval_samples=200, eval_steps=25, attribution_cases=24,
+        effect_pairs=200, latent_drift=0.1,
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    """One fine-tuning run of the suite: its table group, its `--set` overrides and how it is prompted."""
+
+    name: str
+    group: str  # "methods" | "prompts"
+    overrides: tuple[str, ...]
+    instance_prompt: str = ""  # "{prompt}" inside it is the clinical prompt (training/step.py)
+    latent_drift: float = 0.0
+
+
+def common_overrides(size: SuiteSize, data: str, seed: int) -> tuple[str, ...]:
+    return (
+        f"data.root={data}", f"data.resolution={size.resolution}", f"train.batch_size={size.batch_size}",
+        f"train.seed={seed}", "train.checkpoint_every=0", "train.sample_every=0", "sample.num_images=4",
+        f"sample.num_inference_steps={size.eval_steps}",
+    )  # fmt: skip
+
+
+def base_overrides(size: SuiteSize, data: str, vae: str, seed: int) -> tuple[str, ...]:
+    model = ("model.tiny=true",) if size.tiny else (f"model.vae={vae}",)
+    return (
+        *common_overrides(size, data, seed), *model, f"data.filter={BASE_FILTER}", "data.prompt_style=simple",
+        "data.patient_info=false", f"train.max_steps={size.base_steps}", "train.learning_rate=2e-4",
+    )  # fmt: skip
+
+
+def suite_runs(size: SuiteSize) -> list[SuiteRun]:
+    """The fine-tuning runs; `data.root`, `model.pretrained` and the common overrides are added when run."""
+    steps = f"train.max_steps={size.finetune_steps}"
+    wrapped = f"{{prompt}}, {IDENTIFIER}"
+    methods = {
+        "basic fine-tune": ("train.method=full", "train.learning_rate=1e-4"),
+        "LoRA": ("train.method=lora", "train.learning_rate=1e-3", "train.lora_rank=8", "train.lora_alpha=8"),
+        "textual inversion": ("train.method=textual-inversion", "train.learning_rate=5e-3",
+                              f"train.placeholder_token={IDENTIFIER}", f"train.instance_prompt={wrapped}"),
+        "DreamBooth": ("train.method=dreambooth", "train.learning_rate=1e-4", f"train.instance_prompt={wrapped}",
+                       "train.class_prompt=A chest X-ray.", "train.num_class_images=16"),
+    }  # fmt: skip
+    runs = []
+    for method, options in methods.items():
+        instance = wrapped if "instance_prompt" in " ".join(options) else ""
+        for delta in (0.0, size.latent_drift):
+            drift = (f"train.latent_drift={delta}",)
+            label = f"{method}, δ={delta:g}"
+            runs.append(SuiteRun(label, "methods", (*options, steps, *drift), instance, delta))
+    for style in ("simple", "diverse"):
+        for info in (False, True):
+            label = f"{style} prompts, {'with' if info else 'without'} patient info"
+            options = ("train.method=full", "train.learning_rate=1e-4", steps, f"data.prompt_style={style}",
+                       f"data.patient_info={str(info).lower()}")  # fmt: skip
+            runs.append(SuiteRun(label, "prompts", options))
+    return runs
+
+
+def slug(name: str) -> str:
+    """A folder name for a run label: 'LoRA, δ=0.1' → 'lora-d0.1'."""
+    text = name.lower().replace("δ=", "d").replace(", ", "-").replace(" ", "-")
+    return "".join(character for character in text if character.isalnum() or character in "-.")

@@ -1,0 +1,42 @@
+"""The cxr-synth suite's runs are valid `medcf train` configs, distinct, and cover the papers' experiments."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from medcf.config import config_dict, load_config
+from medcf.evaluation.suite import SIZES, base_overrides, common_overrides, slug, suite_runs
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_every_run_is_a_valid_training_config(size: str) -> None:
+    chosen = SIZES[size]
+    base = load_config(None, base_overrides(chosen, "data", "vae", 0))
+    assert base.data.filter == "no_finding == 1" and base.data.prompt_style == "simple"
+    assert base.model.tiny == chosen.tiny and base.data.patient_info is False
+    configs = {}
+    for run in suite_runs(chosen):
+        config = load_config(None, (*common_overrides(chosen, "data", 0), "model.pretrained=base", *run.overrides))
+        assert config.train.max_steps == chosen.finetune_steps and config.model.pretrained == "base"
+        assert config.train.latent_drift == run.latent_drift
+        configs[run.name] = json.dumps(config_dict(config), sort_keys=True)
+    methods = [name for name in configs if "δ=" in name]
+    assert len(methods) == 8 and len(set(configs[name] for name in methods)) == 8
+    # the diverse-with-patient-info prompt run is the basic fine-tune itself: the benchmark trains it once
+    assert configs["diverse prompts, with patient info"] == configs["basic fine-tune, δ=0"]
+    assert len(set(configs.values())) == len(configs) - 1
+
+
+def test_run_names_make_distinct_folder_names() -> None:
+    names = [run.name for run in suite_runs(SIZES["full"])]
+    assert slug("LoRA, δ=0.1") == "lora-d0.1"
+    assert len({slug(name) for name in names}) == len(names)
+
+
+def test_textual_inversion_and_dreambooth_are_prompted_with_their_identifier() -> None:
+    runs = {run.name: run for run in suite_runs(SIZES["quick"])}
+    for name in ("textual inversion, δ=0", "DreamBooth, δ=0.1"):
+        assert runs[name].instance_prompt == "{prompt}, <medcf>"
+    assert runs["LoRA, δ=0"].instance_prompt == ""
