@@ -55,7 +55,10 @@ def run_benchmark(suite: str, work: str | Path, out: str | Path, *, quick: bool 
         model = trained.get(key) or _trained(overrides, work / "runs" / slug(run.name))
         trained[key] = model
         row = _score(model, run, held_out, classifier, extractors, size)
-        rows.append({"group": run.group, "run": run.name, **row, "seconds": time.perf_counter() - seconds})
+        rows.append({
+            "group": run.group, "run": run.name, "model": model.parent.name, **row,
+            "seconds": time.perf_counter() - seconds,
+        })  # fmt: skip
     reference = work / "runs" / slug(REFERENCE) / "model"
     attribution = _stage_attribution(reference, classifier, size)
     effect = _stage_effect(reference, size, work / "effect")

@@ -8,7 +8,7 @@ from pathlib import Path
 from medcf.atomic import atomic_path
 from medcf.report import Section, render_markdown
 
-COLUMNS = ("run", "latent drift", "fid_effnet", "kid_effnet", "fid_domain", "effectiveness", "seconds")
+COLUMNS = ("run", "model", "latent drift", "fid_effnet", "kid_effnet", "fid_domain", "effectiveness", "seconds")
 
 
 def write_benchmark(results: dict, out: Path, name: str) -> Path:
@@ -59,7 +59,8 @@ def _sections(results: dict, chart: str) -> list[Section]:
             f"Python {environment['python']}; " + ", ".join(f"{k} {v}" for k, v in environment["versions"].items()),
             "FID/KID: held-out patients vs one sample per held-out clinical row; EfficientNet-Lite0 features "
             "(224 bilinear) and the real-data classifier's features (fid_domain). Effectiveness: mean accuracy "
-            "of that classifier on the samples against the findings their prompts asked for.",
+            "of that classifier on the samples against the findings their prompts asked for. `model` is the "
+            "run folder: a row whose config equals an earlier row's reuses that model.",
         ]),
         Section("Generation: fine-tuning methods and prompt styles", figures=[(chart, "FID by method")],
                 table=table),

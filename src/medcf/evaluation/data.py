@@ -48,8 +48,10 @@ def evaluation_set(
     modality: str,
     split: RunSplit,
     limit: int = 1000,
+    training_limit: int = 5000,
 ) -> EvaluationSet:
-    """Up to `limit` held-out and `limit` training images of the dataset folder `data`, split as the run did."""
+    """Up to `limit` held-out and `training_limit` training images of the dataset folder `data`, split as the
+    run did (the memorisation audit wants every training patient a sample could copy: keep the second large)."""
     if split.holdout_fraction <= 0:
         raise ValueError(f"{data}: the run held out no patients (holdout_fraction=0); evaluate on a run that did")
     cohorts = load_cohorts(
@@ -61,7 +63,9 @@ def evaluation_set(
     training = ImageTextDataset(cohorts[TRAIN], template, resolution=resolution, seed=seed)
     chosen = _subset(len(held_out), limit, seed)
     items = [held_out[index] for index in chosen]
-    training_images = torch.stack([training[index]["pixel_values"] for index in _subset(len(training), limit, seed)])
+    training_images = torch.stack(
+        [training[index]["pixel_values"] for index in _subset(len(training), training_limit, seed)]
+    )
     return EvaluationSet(
         torch.stack([item["pixel_values"] for item in items]),
         [item["row"] for item in items],

@@ -135,7 +135,8 @@ def _soundness(
     settings: EvaluationSettings,
 ) -> dict[str, object]:
     options = _edit_options(settings)
-    findings = [name for name in classifier.label_names if name in template.vocabulary.findings]
+    vocabulary = template.vocabulary.findings  # the study-level "no finding" marker is not an edit
+    findings = [name for name in classifier.label_names if name in vocabulary and not vocabulary[name].normal]
     edits = [
         finding_edits(components, template, classifier, data.images, data.rows, finding, n=settings.edit_images,
                       **options)

@@ -34,17 +34,19 @@ class SuiteSize:
     attribution_cases: int
     effect_pairs: int
     latent_drift: float  # δ of the "with Latent Drift" rows (the paper's grid spans ±0.2)
+    checkpoint_every: int  # resumable checkpoints, so a stopped full benchmark continues mid-run
 
 
 SIZES = {
     "quick": SuiteSize(
         subjects=120, resolution=32, tiny=True, vae_steps=0, base_steps=30, finetune_steps=20, batch_size=8,
         classifier_steps=40, eval_samples=16, eval_steps=4, attribution_cases=3, effect_pairs=8, latent_drift=0.1,
+        checkpoint_every=0,
     ),
     "full": SuiteSize(
-        subjects=2000, resolution=64, tiny=False, vae_steps=1500, base_steps=2000, finetune_steps=600,
+        subjects=2000, resolution=64, tiny=False, vae_steps=1500, base_steps=1500, finetune_steps=500,
         batch_size=16, classifier_steps=1500, eval_samples=200, eval_steps=25, attribution_cases=24,
-        effect_pairs=200, latent_drift=0.1,
+        effect_pairs=200, latent_drift=0.1, checkpoint_every=100,
     ),
 }  # fmt: skip
 
@@ -63,8 +65,8 @@ class SuiteRun:
 def common_overrides(size: SuiteSize, data: str, seed: int) -> tuple[str, ...]:
     return (
         f"data.root={data}", f"data.resolution={size.resolution}", f"train.batch_size={size.batch_size}",
-        f"train.seed={seed}", "train.checkpoint_every=0", "train.sample_every=0", "sample.num_images=4",
-        f"sample.num_inference_steps={size.eval_steps}",
+        f"train.seed={seed}", f"train.checkpoint_every={size.checkpoint_every}", "train.sample_every=0",
+        "sample.num_images=4", f"sample.num_inference_steps={size.eval_steps}",
     )  # fmt: skip
 
 

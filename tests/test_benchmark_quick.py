@@ -1,0 +1,45 @@
+"""`medcf benchmark --suite cxr-synth --quick` end to end (slow: trains 10 tiny models), and its repeatability."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from medcf.cli import app
+
+pytestmark = pytest.mark.slow
+
+
+def test_quick_benchmark_writes_the_table_and_repeats_its_numbers(tmp_path: Path) -> None:
+    arguments = ["benchmark", "--suite", "cxr-synth", "--quick", "--work", str(tmp_path / "work")]
+    first = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "first")])
+    assert first.exit_code == 0, first.output
+    results = json.loads((tmp_path / "first" / "cxr-synth-quick.json").read_text())
+    runs = {row["run"]: row for row in results["runs"]}
+    assert len(runs) == 12 and {row["group"] for row in runs.values()} == {"methods", "prompts"}
+    for row in runs.values():
+        assert math.isfinite(row["fid_effnet"]) and row["fid_effnet"] >= 0 and 0 <= row["effectiveness"] <= 1
+    assert runs["LoRA, δ=0.1"]["latent drift"] == 0.1
+    findings = {row["finding"] for row in results["attribution"]}
+    assert findings == {"nodule", "consolidation", "pleural_effusion", "cardiomegaly"}
+    assert results["smoking_effect"]["n"] == 8
+    markdown = (tmp_path / "first" / "cxr-synth-quick.md").read_text()
+    assert "textual inversion, δ=0.1" in markdown and "Smoking effect map" in markdown
+    assert (tmp_path / "first" / "cxr-synth-quick_fid.png").stat().st_size > 0
+    # a second run reuses the trained models and must score them identically: same seeds, same numbers
+    second = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "second")])
+    assert second.exit_code == 0, second.output
+    again = json.loads((tmp_path / "second" / "cxr-synth-quick.json").read_text())
+    for before, after in zip(results["runs"], again["runs"], strict=True):
+        before.pop("seconds"), after.pop("seconds")
+        assert before == after
+    assert _same_scores(again["attribution"], results["attribution"])
+
+
+def _same_scores(first: list[dict], second: list[dict]) -> bool:
+    keys = ("auroc", "ncc", "dice")
+    return all(a[k] == b[k] for a, b in zip(first, second, strict=True) for k in keys)
