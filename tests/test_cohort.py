@@ -83,6 +83,15 @@ def test_split_keeps_each_patient_in_one_split_and_covers_the_cohort(tmp_path):
     assert all(list(part.records.index) == list(range(len(part))) for part in parts.values())
 
 
+def test_a_relative_root_keeps_image_paths_through_select_and_split(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cohort = make_cohort(Path("data/cxr"), [f"p{i}" for i in range(10)])
+    expected = {str(tmp_path / "data" / "cxr" / "images" / f"img{i}.png") for i in range(10)}
+    assert set(cohort.records["path"]) == expected
+    parts = split_by_patient(cohort.select([True] * 10), {"train": 0.8, "holdout": 0.2}, seed=0)
+    assert set().union(*(set(part.records["path"]) for part in parts.values())) == expected
+
+
 def test_split_is_deterministic_in_the_seed_and_independent_of_row_order(tmp_path):
     patients = [f"p{i}" for i in range(30)]
     cohort = make_cohort(tmp_path, patients)

@@ -32,7 +32,7 @@ class Cohort:
     resize_masks: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "root", Path(self.root))
+        object.__setattr__(self, "root", Path(self.root).absolute())  # rows re-normalised on select stay put
         object.__setattr__(self, "records", _normalize(self.records, self.root))
 
     def __len__(self) -> int:
