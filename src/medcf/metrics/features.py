@@ -49,12 +49,18 @@ class EfficientNetLite0Features:
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        if images.dim() != 4 or images.shape[1] not in (1, 3):
-            raise ValueError(f"images have shape {tuple(images.shape)}; pass (B, 1, H, W) or (B, 3, H, W) in [0, 1]")
-        pixels = images.to(self.device, torch.float32).expand(-1, 3, -1, -1)
-        pixels = F.interpolate(pixels, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", antialias=True)
+        pixels = rgb_at(images, INPUT_SIZE, self.device)
         activations = self.model.extract_features((pixels - self.mean) / self.std)  # (B, 1280, 7, 7)
         return activations.mean(dim=(2, 3)).cpu()
+
+
+def rgb_at(images: torch.Tensor, size: int, device: torch.device) -> torch.Tensor:
+    """Images (B, 1 or 3, H, W) in [0, 1] → float32 RGB (B, 3, size, size) on `device`: grey repeated to three
+    channels, resized bilinear with antialias (no crop, aspect ratio not kept), as ImageNet networks expect."""
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"images have shape {tuple(images.shape)}; pass (B, 1, H, W) or (B, 3, H, W) in [0, 1]")
+    pixels = images.to(device, torch.float32).expand(-1, 3, -1, -1)
+    return F.interpolate(pixels, size=(size, size), mode="bilinear", antialias=True)
 
 
 def extract_features(images: torch.Tensor, extractor: FeatureExtractor, *, batch_size: int = 32) -> torch.Tensor:

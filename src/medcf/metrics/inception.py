@@ -15,7 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+
+from .features import rgb_at
 
 INPUT_SIZE = 299  # Inception-v3 input side (Szegedy et al. 2016); clean-fid resize_inside=True leaves it to the module
 FILE_NAME = "inception-2015-12-05.pt"
@@ -49,10 +50,7 @@ class TorchScriptInceptionFeatures:
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        if images.dim() != 4 or images.shape[1] not in (1, 3):
-            raise ValueError(f"images have shape {tuple(images.shape)}; pass (B, 1, H, W) or (B, 3, H, W) in [0, 1]")
-        pixels = images.to(self.device, torch.float32).expand(-1, 3, -1, -1)
-        pixels = F.interpolate(pixels, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", antialias=True)
+        pixels = rgb_at(images, INPUT_SIZE, self.device)
         features = self.model(pixels * 255, return_features=True)
         if features.dim() != 2 or features.shape[0] != len(images):
             raise ValueError(
