@@ -40,7 +40,7 @@ def finding_edits(
     if present:
         chosen = [rows[i] for i in present]
         with_it, without_it = edit_prompts(template, chosen, [f"{finding}=absent"])
-        removed = None
+        removed = None  # the forward edit is kept: the same draws are scored for removal effectiveness
 
         def remove(x: torch.Tensor) -> torch.Tensor:
             nonlocal removed
