@@ -35,7 +35,8 @@ def test_quick_benchmark_writes_the_table_and_repeats_its_numbers(tmp_path: Path
     assert second.exit_code == 0, second.output
     again = json.loads((tmp_path / "second" / "cxr-synth-quick.json").read_text())
     for before, after in zip(results["runs"], again["runs"], strict=True):
-        before.pop("seconds"), after.pop("seconds")
+        assert before.pop("train seconds") == after.pop("train seconds") > 0  # the cached model, not retrained
+        before.pop("score seconds"), after.pop("score seconds")
         assert before == after
     assert _same_scores(again["attribution"], results["attribution"])
 

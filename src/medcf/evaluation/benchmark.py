@@ -51,13 +51,13 @@ def run_benchmark(suite: str, work: str | Path, out: str | Path, *, quick: bool 
     for run in suite_runs(size):
         overrides = (*common_overrides(size, str(data), SEED), f"model.pretrained={base}", *run.overrides)
         key = json.dumps(config_dict(load_config(None, overrides)), sort_keys=True)
-        seconds = time.perf_counter()
         model = trained.get(key) or _trained(overrides, work / "runs" / slug(run.name))
         trained[key] = model
+        scoring = time.perf_counter()
         row = _score(model, run, held_out, classifier, extractors, size)
         rows.append({
             "group": run.group, "run": run.name, "model": model.parent.name, **row,
-            "seconds": time.perf_counter() - seconds,
+            "train seconds": training_seconds(model.parent), "score seconds": time.perf_counter() - scoring,
         })  # fmt: skip
     reference = work / "runs" / slug(REFERENCE) / "model"
     attribution = _stage_attribution(reference, classifier, size)
@@ -91,6 +91,12 @@ def _trained(overrides: tuple[str, ...], folder: Path) -> Path:
         train(load_config(None, overrides), folder, command="medcf benchmark: medcf train " + " ".join(
             f"--set '{override}'" for override in overrides))  # fmt: skip
     return folder / "model"
+
+
+def training_seconds(run: Path) -> float:
+    """Wall time of every session of a training run (its manifest), so a resumed benchmark reports it whole."""
+    manifest = json.loads((run / "manifest.json").read_text())
+    return sum(session["seconds"] for session in manifest["sessions"])
 
 
 def _stage_classifier(size: SuiteSize, data: Path, folder: Path) -> tuple[ImageClassifier, dict]:

@@ -8,7 +8,17 @@ from pathlib import Path
 from medcf.atomic import atomic_path
 from medcf.report import Section, render_markdown
 
-COLUMNS = ("run", "model", "latent drift", "fid_effnet", "kid_effnet", "fid_domain", "effectiveness", "seconds")
+COLUMNS = (
+    "run",
+    "model",
+    "latent drift",
+    "fid_effnet",
+    "kid_effnet",
+    "fid_domain",
+    "effectiveness",
+    "train seconds",
+    "score seconds",
+)
 
 
 def write_benchmark(results: dict, out: Path, name: str) -> Path:
