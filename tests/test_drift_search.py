@@ -151,3 +151,40 @@ def test_bad_inputs_raise(components: Components, real_images: torch.Tensor, cha
 def test_result_is_a_plain_dataclass(result: DriftSearchResult) -> None:
     assert "rows" not in result.settings() and result.settings()["best_delta"] == result.best_delta
     assert dataclasses.asdict(result)["rows"][0]["delta"] == DEFAULT_DELTAS[0]
+
+
+class _MeanAndSpread:
+    """A two-number 'feature extractor' (per-image mean and std): cheap, and FID over it is exact to check."""
+
+    name, resize = "moments", "none"
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        flat = images.flatten(1).double()
+        return torch.stack([flat.mean(dim=1), flat.std(dim=1)], dim=1)
+
+
+def test_fid_per_delta_is_the_frechet_distance_of_that_deltas_samples(
+    components: Components, real_images: torch.Tensor, tmp_path: Path
+) -> None:
+    from medcf.metrics import frechet_distance
+
+    grid = (0.0, 0.2)
+    scored = drift_search(components, PROMPTS, real_images, deltas=grid, extractor=_MeanAndSpread(), **SETTINGS)
+    assert scored.fid_extractor == "moments"
+    generator = torch.Generator().manual_seed(0)
+    prompts = [PROMPTS[index % len(PROMPTS)] for index in range(8)]
+    images = torch.cat([
+        generate(components, prompts[start : start + 4], num_inference_steps=3, generator=generator,
+                 latent_drift=0.2) for start in (0, 4)
+    ])  # fmt: skip
+    extractor = _MeanAndSpread()
+    expected = frechet_distance(extractor((real_images + 1) / 2), extractor((images + 1) / 2))
+    assert scored.rows[1].fid == pytest.approx(expected, rel=1e-9)
+    plain = drift_search(components, PROMPTS, real_images, deltas=grid, **SETTINGS)
+    assert all(row.fid is None for row in plain.rows) and plain.fid_extractor is None
+    folder = write_drift_search(scored, tmp_path / "drift")
+    assert "fid" in (folder / "drift_search.csv").read_text().splitlines()[0]
+    worse = dataclasses.replace(scored, best_delta=0.2, rows=[
+        dataclasses.replace(scored.rows[0], fid=1.0), dataclasses.replace(scored.rows[1], fid=2.0)])  # fmt: skip
+    assert "Check before adopting" in write_drift_search(worse, tmp_path / "worse").joinpath(
+        "drift_search.md").read_text()  # fmt: skip

@@ -118,12 +118,14 @@ def drift_search(
     ] = 25,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 3.0,
     scheduler: Annotated[str, typer.Option(help="ddim, ddpm or dpm++.")] = "ddim",
+    fid: Annotated[bool, typer.Option(help="Also score each δ by FID (EfficientNet-Lite0 features).")] = True,
     seed: SeedOption = 0,
 ) -> None:
     """Grid-search the Latent Drift δ whose samples are closest (L1) to real images (Yeganeh et al. 2025, §3.4).
 
     Example: `medcf drift-search --model runs/cxr/model --data cxr-synth --n 200 --out runs/cxr/drift`
     """
+    from medcf.metrics import EfficientNetLite0Features
     from medcf.models import load_components, vae_scale_factor
     from medcf.training.data import images_and_prompts
     from medcf.training.drift_search import drift_search as search
@@ -144,6 +146,7 @@ def drift_search(
         scheduler=scheduler,
         seed=seed,
         distance=distance,
+        extractor=EfficientNetLite0Features() if fid else None,
     )
     folder = write_drift_search(result, out)
     typer.echo(f"best δ = {result.best_delta:+.2f} ({distance}, {steps} {scheduler} steps); table: {folder}")

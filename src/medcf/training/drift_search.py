@@ -23,6 +23,8 @@ from tqdm.auto import tqdm
 from medcf.atomic import atomic_path
 from medcf.figures import line_chart
 from medcf.generate import generate
+from medcf.metrics import frechet_distance
+from medcf.metrics.features import FeatureExtractor, extract_features
 from medcf.models import Components
 
 DEFAULT_DELTAS = (-0.2, -0.15, -0.1, -0.05, 0.0, 0.05, 0.1, 0.15, 0.2)  # the paper's range, step 0.05
@@ -58,6 +60,7 @@ class DriftRow:
     l1_mean_image: float
     l1_intensity: float
     mean_intensity: float  # mean pixel of the generated samples; the real mean is in DriftSearchResult
+    fid: float | None = None  # FID of the samples under the search's feature extractor, when one was given
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class DriftSearchResult:
     guidance_scale: float
     scheduler: str
     seed: int
+    fid_extractor: str | None = None  # name of the FID features (e.g. "effnet"), None without FID
 
     def settings(self) -> dict[str, object]:
         """Everything except the rows, for reports."""
@@ -93,17 +97,20 @@ def drift_search(
     scheduler: str = "ddim",
     seed: int = 0,
     distance: str = "mean-image",
+    extractor: FeatureExtractor | None = None,
     progress: bool = True,
 ) -> DriftSearchResult:
     """Generate `num_samples` images per δ (prompts cycled) and measure their L1 distance to `real_images`.
 
     real_images: (N, 1, H, W) in [-1, 1], ideally the images `prompts` describe; samples are made at H × W.
     Every δ gets the same noise (a generator re-seeded with `seed`): common random numbers, so the distance
-    curve reflects δ rather than sampling luck.
+    curve reflects δ rather than sampling luck. With `extractor`, each δ's samples also get an FID: the L1
+    criterion rewards matching the mean intensity, which a δ can do while the images themselves get worse.
     """
     _check_inputs(prompts, real_images, deltas, num_samples, batch_size, distance)
     sample_prompts = [prompts[index % len(prompts)] for index in range(num_samples)]
     real = real_images.detach().float().cpu()
+    real_features = None if extractor is None else extract_features((real + 1) / 2, extractor)
     height, width = real.shape[-2:]
     bar = tqdm(total=len(deltas) * num_samples, desc="medcf drift-search", unit="image", disable=not progress)
     rows = []
@@ -124,7 +131,11 @@ def drift_search(
             )
             batches.append(as_grey(images).float().cpu())
             bar.update(len(images))
-        rows.append(drift_row(float(delta), torch.cat(batches), real))
+        generated = torch.cat(batches)
+        fid = None
+        if real_features is not None:
+            fid = frechet_distance(real_features, extract_features((generated + 1) / 2, extractor))
+        rows.append(drift_row(float(delta), generated, real, fid=fid))
     bar.close()
     scores = [getattr(row, COLUMNS[distance]) for row in rows]
     return DriftSearchResult(
@@ -138,16 +149,18 @@ def drift_search(
         guidance_scale=guidance_scale,
         scheduler=scheduler,
         seed=seed,
+        fid_extractor=None if extractor is None else extractor.name,
     )
 
 
-def drift_row(delta: float, generated: torch.Tensor, real: torch.Tensor) -> DriftRow:
+def drift_row(delta: float, generated: torch.Tensor, real: torch.Tensor, *, fid: float | None = None) -> DriftRow:
     """Both distances of generated (N, 1, H, W) to real (M, 1, H, W) images in [-1, 1]."""
     return DriftRow(
         delta=delta,
         l1_mean_image=mean_image_l1(generated, real),
         l1_intensity=intensity_l1(generated, real),
         mean_intensity=generated.double().mean().item(),
+        fid=fid,
     )
 
 
@@ -184,7 +197,7 @@ def write_drift_search(result: DriftSearchResult, out_dir: str | Path) -> Path:
     """drift_search.csv, drift_search.png (distances vs δ, best marked) and drift_search.md in `out_dir`."""
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    fields = ["delta", "l1_mean_image", "l1_intensity", "mean_intensity"]
+    fields = ["delta", "l1_mean_image", "l1_intensity", "mean_intensity"] + (["fid"] if result.fid_extractor else [])
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(fields)
@@ -218,12 +231,24 @@ def drift_markdown(result: DriftSearchResult) -> str:
         "",
         f"Best δ = **{result.best_delta:g}** by the `{result.distance}` L1 distance (Yeganeh et al. 2025, §3.4).",
         "",
-        "| δ | L1 mean image | L1 intensity (W1) | generated mean |",
-        "|---:|---:|---:|---:|",
+        "| δ | L1 mean image | L1 intensity (W1) | generated mean |" + (" FID |" if result.fid_extractor else ""),
+        "|---:|---:|---:|---:|" + ("---:|" if result.fid_extractor else ""),
     ]
     for row in result.rows:
         delta = f"**{row.delta:g}**" if row.delta == result.best_delta else f"{row.delta:g}"
-        lines.append(f"| {delta} | {row.l1_mean_image:.5f} | {row.l1_intensity:.5f} | {row.mean_intensity:.4f} |")
+        fid = f" {row.fid:.2f} |" if row.fid is not None else ""
+        lines.append(f"| {delta} | {row.l1_mean_image:.5f} | {row.l1_intensity:.5f} | {row.mean_intensity:.4f} |{fid}")
+    lines += _fid_check(result)
     lines += ["", "## Settings", "", *(f"- {name}: {value}" for name, value in result.settings().items())]
     lines += ["", "The drift is added at every reverse step, so δ is tied to the scheduler and step count above."]
     return "\n".join(lines) + "\n"
+
+
+def _fid_check(result: DriftSearchResult) -> list[str]:
+    """A warning when the L1-best δ has a worse FID than δ = 0 (it matched the intensities, not the images)."""
+    by_delta = {row.delta: row.fid for row in result.rows}
+    best, plain = by_delta.get(result.best_delta), by_delta.get(0.0)
+    if best is None or plain is None or best <= plain:
+        return []
+    return ["", f"**Check before adopting**: FID ({result.fid_extractor}) at δ = {result.best_delta:g} is {best:.2f}, "
+            f"worse than {plain:.2f} at δ = 0; the L1 criterion matched intensities, not images."]  # fmt: skip
