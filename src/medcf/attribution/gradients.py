@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medcf.classifier import ImageClassifier, resize_for_classifier
+
 
 def gradient_saliency(
     classifier: nn.Module, images: torch.Tensor, label_index: int, *, signed: bool = False
@@ -78,13 +80,11 @@ def _check_label(logits: torch.Tensor, label_index: int) -> None:
 
 def at_classifier_size(
     method: Callable[[nn.Module, torch.Tensor, int], torch.Tensor],
-    classifier: nn.Module,
+    classifier: ImageClassifier,
     images: torch.Tensor,
     label_index: int,
 ) -> torch.Tensor:
     """`method` (gradient_saliency or grad_cam) run where the classifier was trained, images resized to its
     `image_size` (bilinear, antialiased), and the maps (B, 1, H, W) brought back to the images' size."""
-    size = images.shape[-2:]
-    resized = F.interpolate(images, size=(classifier.image_size,) * 2, mode="bilinear", antialias=True)
-    maps = method(classifier, resized, label_index)
-    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+    maps = method(classifier, resize_for_classifier(classifier, images), label_index)
+    return F.interpolate(maps, size=images.shape[-2:], mode="bilinear", align_corners=False)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from medcf.atomic import atomic_folder, new_output_folder
@@ -17,7 +16,7 @@ from medcf.attribution.effect import matched_rows, population_effect
 from medcf.attribution.effect_pairs import cohort_anatomy_mask, cohort_rows, diffusion_pairs
 from medcf.attribution.effect_report import write_effect
 from medcf.attribution.gradients import at_classifier_size, grad_cam, gradient_saliency
-from medcf.classifier import ImageClassifier, classify, load_classifier
+from medcf.classifier import ImageClassifier, classify, load_classifier, resize_for_classifier
 from medcf.data import write_image
 from medcf.editing import healthy_prompts
 from medcf.editing.files import clinical_row, load_mask, load_model_input, model_resolution
@@ -93,11 +92,8 @@ def classifier_maps(network: ImageClassifier, pixels: torch.Tensor, row: dict) -
     """Gradient saliency and Grad-CAM (H, W) for the row's present finding known to the classifier, else for
     the label the classifier rates most likely; computed at the classifier's size, resized to the image's."""
     present = [i for i, name in enumerate(network.label_names) if parse_finding(name, row.get(name)) == 1]
-    if present:
-        label = present[0]
-    else:
-        resized = F.interpolate(pixels, size=(network.image_size,) * 2, mode="bilinear", antialias=True)
-        label = int(classify(network, resized)[0].argmax())
+    likeliest = int(classify(network, resize_for_classifier(network, pixels))[0].argmax())
+    label = present[0] if present else likeliest
     name = network.label_names[label]
     return {
         f"saliency ({name})": at_classifier_size(gradient_saliency, network, pixels, label)[0, 0].numpy(),

@@ -2,7 +2,7 @@
 
 from medcf.classifier.data import LabelledImages, default_label_names, labelled_images, load_labelled_images
 from medcf.classifier.features import ClassifierFeatures
-from medcf.classifier.fit import classify, evaluate, fit_classifier
+from medcf.classifier.fit import classify, evaluate, fit_classifier, resize_for_classifier
 from medcf.classifier.network import ImageClassifier
 from medcf.classifier.run import train_classifier_to_folder
 from medcf.classifier.storage import load_classifier, save_classifier
@@ -18,6 +18,7 @@ __all__ = [
     "labelled_images",
     "load_classifier",
     "load_labelled_images",
+    "resize_for_classifier",
     "save_classifier",
     "train_classifier_to_folder",
 ]

@@ -87,6 +87,15 @@ def augment(images: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor
     return (shifted * (1 + contrast) + brightness).clamp(-1, 1)
 
 
+def resize_for_classifier(model: ImageClassifier, images: torch.Tensor) -> torch.Tensor:
+    """Images (N, 1, H, W) at the classifier's image_size (bilinear, antialiased when shrinking), as it trained;
+    differentiable, so gradient saliency reaches the caller's pixels through it."""
+    size = model.image_size
+    if images.shape[-2:] == (size, size):
+        return images
+    return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", antialias=True)
+
+
 @torch.no_grad()
 def classify(model: ImageClassifier, images: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
     """Probabilities (N, K) on the CPU of images (N, 1, S, S) in [-1, 1], computed in eval mode."""

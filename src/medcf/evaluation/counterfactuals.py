@@ -12,9 +12,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from medcf.classifier import ImageClassifier, classify
+from medcf.classifier import ImageClassifier, classify, resize_for_classifier
 from medcf.editing import counterfactual, edit_prompts
-from medcf.evaluation.generation import resize_for
 from medcf.metrics.soundness import composition, effectiveness, reversibility
 from medcf.models import Components
 from medcf.prompts import PromptTemplate
@@ -82,7 +81,7 @@ def _agreement(classifier: ImageClassifier, images: torch.Tensor, finding: str, 
     """Fraction of images the classifier scores as `target` for the finding (None: the classifier lacks it)."""
     if finding not in classifier.label_names:
         return None
-    probabilities = classify(classifier, resize_for(classifier, images))
+    probabilities = classify(classifier, resize_for_classifier(classifier, images))
     targets = torch.full(probabilities.shape, float("nan"), dtype=torch.float64)
     targets[:, classifier.label_names.index(finding)] = target
     return effectiveness(probabilities, targets, classifier.label_names)["mean_accuracy"]

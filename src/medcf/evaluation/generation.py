@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from medcf.classifier import ImageClassifier, classify
+from medcf.classifier import ImageClassifier, classify, resize_for_classifier
 from medcf.classifier.data import SMOKING_CURRENT
 from medcf.generate import generate
 from medcf.metrics import diversity
@@ -90,15 +90,8 @@ def sample_effectiveness(
     classifier: ImageClassifier, images: torch.Tensor, rows: Sequence[Mapping[str, object]]
 ) -> dict[str, object]:
     """Effectiveness of samples (N, 1, R, R) in [-1, 1] generated for `rows`, per classifier label."""
-    probabilities = classify(classifier, resize_for(classifier, images))
+    probabilities = classify(classifier, resize_for_classifier(classifier, images))
     return effectiveness(probabilities, row_targets(rows, classifier.label_names), classifier.label_names)
-
-
-def resize_for(classifier: ImageClassifier, images: torch.Tensor) -> torch.Tensor:
-    size = classifier.image_size
-    if images.shape[-1] == size:
-        return images
-    return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", antialias=True)
 
 
 def rendered_prompts(template: PromptTemplate, rows: Sequence[Mapping[str, object]], *, seed: int = 0) -> list[str]:

@@ -14,6 +14,7 @@ from medcf.report import Section, write_report
 
 if TYPE_CHECKING:
     from medcf.evaluation.run import Evaluation
+    from medcf.metrics.privacy import MemorizationAudit
 
 
 def write_evaluation(result: Evaluation, folder: Path) -> Path:
@@ -35,7 +36,7 @@ def write_evaluation(result: Evaluation, folder: Path) -> Path:
     return write_report(folder, "medcf evaluate", _sections(result))
 
 
-def privacy_histogram(audit: object, path: Path, *, title: str) -> Path:
+def privacy_histogram(audit: MemorizationAudit, path: Path, *, title: str) -> Path:
     """Histogram of nearest-training distances: samples vs held-out real patients, with the near-copy line."""
     import matplotlib
 
