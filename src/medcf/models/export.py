@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from medcf.atomic import atomic_folder
+from medcf.atomic import atomic_folder, atomic_path
 from medcf.models.components import Components, save_components
 from medcf.models.shared_text_encoder import write_reference
 
@@ -51,4 +51,5 @@ def _halve(weights: Path) -> None:
     """Floating-point tensors to float16 in place (fp16 keeps ~3 significant digits: plenty for sampling)."""
     tensors = load_file(weights)
     halved = {k: t.to(torch.float16) if t.is_floating_point() else t for k, t in tensors.items()}
-    save_file(halved, weights, metadata={"format": "pt"})
+    with atomic_path(weights) as temporary:  # also gives the file ordinary 0644 permissions
+        save_file(halved, temporary, metadata={"format": "pt"})
