@@ -55,3 +55,9 @@ def test_report_escapes_text_and_links_figures(tmp_path):
     assert "| metric | value |" in markdown and "![caption](fig/x.png)" in markdown
     index = write_report(tmp_path, "Title", sections)
     assert index.read_text() == page and (tmp_path / "report.md").read_text() == markdown
+
+
+def test_pipes_in_markdown_headers_and_cells_do_not_split_columns() -> None:
+    table = render_markdown("t", [Section("s", table=[{"max |change|": "a|b"}])]).splitlines()
+    header, _, row = table[table.index("## s") + 2 :][:3]
+    assert header == "| max \\|change\\| |" and row == "| a\\|b |"

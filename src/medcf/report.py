@@ -73,7 +73,7 @@ def render_markdown(title: str, sections: Sequence[Section]) -> str:
             lines += [f"![{caption}]({path})", "", f"*{caption}*", ""]
         if section.table:
             columns = list(dict.fromkeys(key for row in section.table for key in row))
-            lines.append("| " + " | ".join(columns) + " |")
+            lines.append("| " + " | ".join(column.replace("|", "\\|") for column in columns) + " |")
             lines.append("|" + "---|" * len(columns))
             for row in section.table:
                 cells = (_cell(row.get(column)).replace("|", "\\|") for column in columns)
