@@ -7,6 +7,7 @@ import json
 import pytest
 
 from medcf.config import config_dict, load_config
+from medcf.evaluation.benchmark import training_seconds
 from medcf.evaluation.suite import SIZES, base_overrides, common_overrides, slug, suite_runs
 
 
@@ -40,3 +41,12 @@ def test_textual_inversion_and_dreambooth_are_prompted_with_their_identifier() -
     for name in ("textual inversion, δ=0", "DreamBooth, δ=0.1"):
         assert runs[name].instance_prompt == "{prompt}, <medcf>"
     assert runs["LoRA, δ=0"].instance_prompt == ""
+
+
+def test_training_seconds_counts_a_killed_sessions_kept_steps(tmp_path) -> None:
+    sessions = [
+        {"start_step": 0, "resumed_from": None},  # killed after its step-300 checkpoint: no seconds recorded
+        {"start_step": 300, "resumed_from": "step-0000300", "end_step": 500, "seconds": 400.0},
+    ]
+    (tmp_path / "manifest.json").write_text(json.dumps({"sessions": sessions}))
+    assert training_seconds(tmp_path) == pytest.approx(400.0 + 300 * 2.0)  # 2 s per step in the finished session

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
+from itertools import pairwise
 from pathlib import Path
 
 from medcf.attribution.to_folder import effect_to_folder
@@ -94,9 +95,14 @@ def _trained(overrides: tuple[str, ...], folder: Path) -> Path:
 
 
 def training_seconds(run: Path) -> float:
-    """Wall time of every session of a training run (its manifest), so a resumed benchmark reports it whole."""
-    manifest = json.loads((run / "manifest.json").read_text())
-    return sum(session["seconds"] for session in manifest["sessions"])
+    """Wall time of the steps a training run kept, over all its sessions (its manifest), so a resumed benchmark
+    reports it whole. A killed session recorded no time: its kept steps (up to the checkpoint the next session
+    resumed from) are counted at the mean seconds per step of the finished sessions."""
+    sessions = json.loads((run / "manifest.json").read_text())["sessions"]
+    finished = [s for s in sessions if "seconds" in s]
+    per_step = sum(s["seconds"] for s in finished) / max(sum(s["end_step"] - s["start_step"] for s in finished), 1)
+    kept = [after["start_step"] - s["start_step"] for s, after in pairwise(sessions) if "seconds" not in s]
+    return sum(s["seconds"] for s in finished) + per_step * sum(kept)
 
 
 def _stage_classifier(size: SuiteSize, data: Path, folder: Path) -> tuple[ImageClassifier, dict]:
