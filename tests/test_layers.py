@@ -20,6 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "figures": {"atomic"},
     "report": {"atomic"},
     "config": set(),
+    "pretrained": LOWER,
     "prompts": set(),
     "metrics": set(),
     "data": {"prompts"} | LEAVES,

@@ -19,13 +19,11 @@ from medcf.attribution.difference import counterpart_attribution
 from medcf.attribution.gradients import at_classifier_size, grad_cam, gradient_saliency
 from medcf.classifier import ImageClassifier
 from medcf.data.synthetic import effect_mask
-from medcf.data.synthetic.kinds import get_kind
+from medcf.data.synthetic.kinds import FIRST_UNSEEN, get_kind
 from medcf.editing import healthy_prompts
 from medcf.metrics import dice_otsu, normalized_cross_correlation, pixel_auroc
 from medcf.models import Components
 from medcf.prompts import PromptTemplate
-
-FIRST_UNSEEN = 100_000  # cohort index of the first scoring case: datasets are written from index 0
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from medcf.data.synthetic.cxr import render_cxr
 from medcf.data.synthetic.cxr_subject import CXR_FACTORS, cxr_row, sample_cxr_subject
 from medcf.data.synthetic.factors import Factor, Render
 
+FIRST_UNSEEN = 100_000  # cohort index of the first held-out patient: datasets are written from index 0
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -45,3 +47,10 @@ def get_kind(name: str) -> Kind:
     if name not in KINDS:
         raise ValueError(f"unknown synthetic dataset kind {name!r}; choose from {sorted(KINDS)}")
     return KINDS[name]
+
+
+def unseen_patients(kind: str, n: int, *, seed: int, size: int) -> list[tuple[Any, Render, dict[str, object]]]:
+    """(subject, render, clinical row) of the first `n` patients of cohort `seed` that no written dataset holds."""
+    generator = get_kind(kind)
+    subjects = [generator.sample(seed, FIRST_UNSEEN + index) for index in range(n)]
+    return [(subject, generator.render(subject, size), generator.row(subject)) for subject in subjects]

@@ -1,0 +1,58 @@
+"""Models that ship inside the package, so `medcf demo` and `medcf app` work offline on a fresh install.
+
+Each is a slim model folder (`medcf export`: fp16 U-Net and VAE, the stock MiniLM text encoder referenced)
+with its model card (README.md: data, commands, config, steps, hardware, training time, metrics) and
+`sampling.json`, the sampler settings its card's numbers were measured with (δ from `medcf drift-search`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from medcf.models import Components, load_components, vae_scale_factor
+from medcf.prompts import PromptTemplate
+
+SHIPPED = ("cxr64",)
+DEFAULT_MODEL = "cxr64"
+SAMPLING_FILE = "sampling.json"
+SAMPLER_KEYS = ("num_inference_steps", "guidance_scale", "latent_drift")
+
+
+def pretrained_path(name: str = DEFAULT_MODEL) -> Path:
+    """Folder of the shipped model `name`; load it with `PretrainedModel.load` or `medcf.models.load_components`."""
+    folder = Path(__file__).parent / name
+    if name not in SHIPPED or not (folder / "model_index.json").is_file():
+        raise ValueError(f"{name!r} is not a shipped model; choose one of {', '.join(SHIPPED)}")
+    return folder
+
+
+def sampling_settings(model: str | Path) -> dict[str, object]:
+    """The sampler settings a model folder recommends (its sampling.json), or {} when it names none."""
+    path = Path(model) / SAMPLING_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    """A model folder loaded with its prompt template and recommended sampler settings."""
+
+    folder: Path
+    components: Components
+    template: PromptTemplate
+    settings: dict[str, object]
+
+    @classmethod
+    def load(cls, folder: str | Path | None = None) -> PretrainedModel:
+        """Load `folder` (default: the shipped model)."""
+        folder = Path(folder) if folder else pretrained_path()
+        return cls(folder, load_components(folder), PromptTemplate.from_pretrained(folder), sampling_settings(folder))
+
+    @property
+    def resolution(self) -> int:
+        return self.components.unet.config.sample_size * vae_scale_factor(self.components)
+
+    def sampler(self) -> dict[str, object]:
+        """Keyword arguments for generate / counterfactual / inpaint: steps, guidance and Latent Drift δ."""
+        return {key: self.settings[key] for key in SAMPLER_KEYS if key in self.settings}
