@@ -16,14 +16,17 @@ def demo(
         "demo-output"
     ),
     seed: SeedOption = 0,
+    model: Annotated[
+        Path | None, typer.Option(help="A 64 px chest X-ray model folder to tour instead of the shipped one.")
+    ] = None,
 ) -> None:
-    """Run the end-to-end demo on the embedded default data; writes OUT/index.html.
+    """Run the end-to-end demo with the shipped model on held-out patients and RG1_UNCR.dcm; writes OUT/index.html.
 
     Example: `medcf demo --out demo-output`
     """
     from medcf.demo import run_demo
 
-    report = run_demo(out, seed=seed)
+    report = run_demo(out, seed=seed, model=model)
     typer.echo(f"demo report: {report}")
 
 

@@ -1,6 +1,9 @@
-"""`medcf demo`: the end-to-end tour on data that ships with the install, written as an HTML report.
+"""`medcf demo`: the end-to-end tour on the model and data that ship with the install, as an HTML report.
 
-Each step is real and offline: semi-synthetic chest X-ray and brain MRI cohorts with ground-truth
+Each step is real and offline. The shipped model (medcf.pretrained) generates from held-out patients'
+clinical prompts, draws healthy counterparts and attribution maps scored against the true masks, makes
+age/smoking counterfactuals of a held-out patient and of the real radiograph RG1_UNCR.dcm, and inpaints a
+lesion (model_sections.py). Then semi-synthetic chest X-ray and brain MRI cohorts with ground-truth
 counterfactuals are generated, read back through the generic dataset adapter, split by patient and
 rendered into clinical prompts in every style; real shipped scans (the chest radiograph RG1_UNCR.dcm,
 a CT slice, the MNI152 brain template) are read with the medical I/O layer; for held-out patients the
@@ -18,7 +21,9 @@ from medcf.atomic import atomic_folder
 from medcf.data import split_by_patient
 from medcf.data.adapters import image_folder
 from medcf.data.synthetic import synthesize
+from medcf.demo import model_sections
 from medcf.demo.sections import cohort_section, counterfactual_section, prompt_section, real_scans_section
+from medcf.pretrained import PretrainedModel
 from medcf.report import write_report
 
 SUBJECTS = {"cxr": 80, "brain": 12}
@@ -26,18 +31,35 @@ MODALITIES = {"cxr": "chest X-ray", "brain": "brain MRI"}
 RESOLUTION = 128
 
 
-def run_demo(out: Path, *, seed: int = 0) -> Path:
-    """Run every demo step into `out` (replacing an earlier demo there); returns its index.html."""
+MODEL_STEPS = {
+    "generation from clinical prompts": model_sections.generation_section,
+    "healthy counterparts and attribution": model_sections.attribution_section,
+    "counterfactuals of a held-out patient": model_sections.counterfactual_section,
+    "counterfactuals of RG1_UNCR.dcm": model_sections.radiograph_section,
+    "inpainting a lesion": model_sections.inpaint_section,
+}
+
+
+def run_demo(out: Path, *, seed: int = 0, model: Path | None = None) -> Path:
+    """Run every demo step into `out` (replacing an earlier demo there); returns its index.html.
+
+    `model` is a 64 px chest X-ray model folder (default: the shipped one)."""
     out = Path(out)
     _check_output(out)
     with atomic_folder(out) as staging:
-        _build(staging, seed=seed)
+        _build(staging, seed=seed, model=model)
     return out / "index.html"
 
 
-def _build(out: Path, *, seed: int) -> None:
+def _build(out: Path, *, seed: int, model: Path | None) -> None:
     with Progress(transient=True) as progress:
-        task = progress.add_task("medcf demo: synthesise cohorts", total=5)
+        task = progress.add_task("medcf demo: load the model", total=len(MODEL_STEPS) + 6)
+        demo_model = PretrainedModel.load(model)
+        sections = [model_sections.model_section(demo_model)]
+        for name, step in MODEL_STEPS.items():
+            progress.update(task, advance=1, description=f"medcf demo: {name}")
+            sections.append(step(out, demo_model, seed=seed))
+        progress.update(task, advance=1, description="medcf demo: synthesise cohorts")
         roots = {
             kind: synthesize(kind, out / "data" / kind, n=n, size=RESOLUTION, seed=seed, progress=False)
             for kind, n in SUBJECTS.items()
@@ -45,10 +67,10 @@ def _build(out: Path, *, seed: int) -> None:
         cohorts = {kind: image_folder(root, modality=MODALITIES[kind]) for kind, root in roots.items()}
         splits = split_by_patient(cohorts["cxr"], {"train": 0.75, "test": 0.25}, seed=seed)
         progress.update(task, advance=1, description="medcf demo: prompts")
-        sections = [cohort_section(out, roots, cohorts, splits), prompt_section(cohorts, seed=seed)]
+        sections += [cohort_section(out, roots, cohorts, splits), prompt_section(cohorts, seed=seed)]
         progress.update(task, advance=1, description="medcf demo: real scans")
         sections.append(real_scans_section(out))
-        progress.update(task, advance=1, description="medcf demo: healthy counterparts")
+        progress.update(task, advance=1, description="medcf demo: true healthy counterparts")
         sections.append(counterfactual_section(out, splits["test"], seed=seed, size=RESOLUTION))
         progress.update(task, advance=1, description="medcf demo: report")
         write_report(out, "medcf demo", sections)

@@ -15,6 +15,12 @@ from medcf.editing.rows import edit_prompts
 from medcf.models import Components, load_components
 from medcf.prompts import PromptTemplate
 
+# Inpainting defaults, chosen against the truth: regenerating 24 held-out consolidations (64 px model, 25 steps)
+# brightened the region by +0.119 at guidance 3 with 2 resamplings against the true lesions' +0.092 (mean
+# abs. error 0.097); guidance 5 with 4 resamplings overshot to +0.259 (error 0.197); see README.
+INPAINT_GUIDANCE = 3.0
+INPAINT_RESAMPLE = 2
+
 
 def counterfactual_to_folder(
     model: str | Path,
@@ -66,9 +72,9 @@ def inpaint_to_folder(
     out: str | Path,
     *,
     num_inference_steps: int = 50,
-    guidance_scale: float = 5.0,  # a zero-shot region needs firmer guidance than a whole-image edit (README)
+    guidance_scale: float = INPAINT_GUIDANCE,
     latent_drift: float | Sequence[float] = 0.0,
-    resample_steps: int = 4,
+    resample_steps: int = INPAINT_RESAMPLE,
     seed: int = 0,
     components: Components | None = None,
 ) -> Path:
