@@ -20,7 +20,7 @@ def test_help_lists_every_command_with_one_line_help():
     assert result.returncode == 0
     commands = ("demo", "info", "convert", "prompts", "synth", "train", "train-vae", "generate", "drift-search")
     editing = ("counterfactual", "inpaint", "attribute", "effect", "train-classifier", "evaluate", "benchmark")
-    editing += ("export",)
+    editing += ("export", "app")
     for command in (*commands, *editing):
         assert command in result.stdout
 
@@ -31,6 +31,7 @@ def test_help_lists_every_command_with_one_line_help():
         (["info", "missing.dcm"], "missing.dcm"),
         (["synth", "knee", "--out", "x", "--n", "2"], "unknown synthetic dataset kind 'knee'"),
         (["prompts", "--csv", "absent.csv"], "absent.csv: table not found"),
+        (["app", "--model", "no-such-model"], "no-such-model"),
     ],
 )
 def test_errors_are_one_clean_line_and_a_nonzero_exit(tmp_path, args, message):

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from medcf.cli import data, editing, evaluation, models  # noqa: F401 - registers the commands on `app`
+from medcf.cli import data, editing, evaluation, models, serve  # noqa: F401 - registers the commands on `app`
 from medcf.cli.app import app
 
 __all__ = ["app", "main"]

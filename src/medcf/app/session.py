@@ -1,0 +1,178 @@
+"""What the web app does, without the web: open an upload or a demo patient, edit it, inpaint it.
+
+Every action writes a new numbered folder under the app's output folder (the files the user downloads)
+through the same library calls as `medcf counterfactual` and `medcf inpaint`, so the app and the CLI give
+the same results. Errors are ValueError with one line naming the file and the fix; the UI shows them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # the app's worker threads have no display
+import numpy as np
+from matplotlib import pyplot as plt
+from PIL import Image
+
+from medcf.atomic import atomic_path
+from medcf.data import read_image, write_image
+from medcf.data.synthetic.kinds import unseen_patients
+from medcf.editing.files import clinical_row, load_model_input
+from medcf.editing.to_folder import counterfactual_to_folder, inpaint_to_folder
+from medcf.figures import overlay, save_figure, signed_heatmap
+from medcf.pretrained import PretrainedModel
+
+UPLOAD_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".nii", ".nii.gz")
+MAX_UPLOAD_MB = 64  # a CR/DX radiograph is ≤ 30 MB; larger files are refused before they are read
+DEMO_PATIENTS = 8
+ROW_FIELDS = ("age", "sex", "smoking", "view", "nodule", "consolidation", "pleural_effusion", "cardiomegaly")
+
+
+@dataclass
+class Source:
+    """The image being edited: a file (upload or demo patient written as PNG) and its clinical row."""
+
+    path: Path
+    row: dict[str, object]
+    display: np.ndarray  # (R, R) in [0, 1]: what the model sees, centre-cropped and resized
+
+
+@dataclass
+class Workspace:
+    """The loaded model and the folder every result is written to (one new subfolder per action)."""
+
+    model: PretrainedModel
+    out: Path
+    _counter: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def new_folder(self, action: str) -> Path:
+        self.out.mkdir(parents=True, exist_ok=True)
+        while True:
+            folder = self.out / f"{next(self._counter):04d}-{action}"
+            if not folder.exists():
+                return folder
+
+
+def check_upload(path: str | Path) -> Path:
+    """Refuse files of the wrong type or size before any reader touches them."""
+    path = Path(path)
+    name = path.name.lower()
+    if not name.endswith(UPLOAD_SUFFIXES):
+        raise ValueError(f"{path.name}: not an image medcf reads; upload PNG, JPEG, DICOM (.dcm) or NIfTI (.nii.gz)")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path.name}: the file is empty; upload the image again")
+    if path.stat().st_size > MAX_UPLOAD_MB * 1e6:
+        raise ValueError(f"{path.name}: larger than {MAX_UPLOAD_MB} MB; upload a single 2-D image or slice")
+    return path
+
+
+def open_upload(workspace: Workspace, path: str | Path) -> Source:
+    """An uploaded PNG/DICOM/NIfTI slice and the clinical row its header states (DICOM)."""
+    path = check_upload(path)
+    try:
+        source = load_model_input(path, workspace.model.resolution)
+    except (ValueError, FileNotFoundError):
+        raise  # medcf's readers already name the file and the fix
+    except Exception as error:  # a decoder's own error on a corrupt file: one line, naming the file
+        raise ValueError(f"{path.name}: cannot be read as an image ({type(error).__name__}); check the file") from None
+    return Source(path, clinical_row(source.image, []), source.display)
+
+
+def demo_patient(workspace: Workspace, index: int, *, seed: int = 0) -> Source:
+    """Held-out semi-synthetic patient `index` (never in any training set), written as a PNG to edit."""
+    if not 0 <= index < DEMO_PATIENTS:
+        raise ValueError(f"demo patient {index + 1}: choose 1 to {DEMO_PATIENTS}")
+    _, render, row = unseen_patients("cxr", DEMO_PATIENTS, seed=seed, size=workspace.model.resolution)[index]
+    folder = workspace.out / "patients"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = write_image(folder / f"patient{index + 1}.png", render.image)
+    return Source(Path(path), {key: row[key] for key in ROW_FIELDS if key in row}, render.image)
+
+
+def parse_row(text: str) -> dict[str, str]:
+    """'age=63, sex=F' → {'age': '63', 'sex': 'F'}; malformed parts raise one-line errors."""
+    row = {}
+    for part in filter(None, (piece.strip() for piece in text.replace("\n", ",").split(","))):
+        key, separator, value = part.partition("=")
+        if not separator or not key.strip() or not value.strip():
+            raise ValueError(f"clinical row {part!r}: write field=value, e.g. age=63, sex=F, nodule=1")
+        row[key.strip()] = value.strip()
+    return row
+
+
+def format_row(row: dict[str, object]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in row.items() if value not in (None, ""))
+
+
+@dataclass(frozen=True)
+class EditResult:
+    folder: Path
+    counterfactual: np.ndarray  # (R, R) in [0, 1]
+    overlay: np.ndarray  # (R, R, 3) uint8: signed map M = x − x_cf over the image
+    histogram: Path
+    files: list[Path]
+
+
+def run_edit(
+    workspace: Workspace, source: Source, edit: str, *, strength: float, latent_drift: float, steps: int, seed: int = 0
+) -> EditResult:
+    """The counterfactual of `source` under `edit` (e.g. 'pleural_effusion=absent', 'age+=20'), its signed
+    attribution map M = x − x_cf as an overlay, and the histogram of M."""
+    model = workspace.model
+    folder = counterfactual_to_folder(
+        model.folder, source.path, [edit], workspace.new_folder("counterfactual"), row=_row_options(source.row),
+        strength=strength, num_inference_steps=steps, latent_drift=latent_drift, seed=seed,
+        guidance_scale=float(model.settings.get("guidance_scale", 3.0)), components=model.components,
+    )  # fmt: skip
+    original = _read_png(folder / "original.png")
+    edited = _read_png(folder / "counterfactual.png")
+    signed = original - edited
+    with atomic_path(folder / "map.npy") as temporary, temporary.open("wb") as handle:
+        np.save(handle, signed)
+    limit = max(float(np.abs(signed).max()), 1e-6)
+    shown = overlay(original, signed_heatmap(signed, limit=limit), np.abs(signed) / limit)
+    save_figure(Image.fromarray(shown), folder / "overlay.png")
+    histogram = difference_histogram(signed, folder / "histogram.png", title=edit)
+    return EditResult(folder, edited, shown, histogram, sorted(p for p in folder.iterdir() if p.is_file()))
+
+
+def run_inpaint(workspace: Workspace, source: Source, mask: np.ndarray, prompt: str, *, steps: int, seed: int = 0):
+    """The region `mask` (H, W, any size: resized like the image) regenerated from `prompt`; (folder, image)."""
+    if not prompt.strip():
+        raise ValueError("inpainting needs a prompt, e.g. 'A chest X-ray with consolidation.'")
+    if not (mask > 0.5).any():
+        raise ValueError("the mask is empty: paint the region to regenerate, or upload a white-on-black mask")
+    model, folder = workspace.model, workspace.new_folder("inpaint")
+    mask_path = write_image(workspace.out / "patients" / f"mask-{folder.name}.png", (mask > 0.5).astype(np.float32))
+    inpaint_to_folder(
+        model.folder, source.path, mask_path, prompt, folder, num_inference_steps=steps, seed=seed,
+        latent_drift=model.settings.get("latent_drift", 0.0), components=model.components,
+    )  # fmt: skip
+    return folder, _read_png(folder / "inpainted.png")
+
+
+def difference_histogram(signed: np.ndarray, path: Path, *, title: str) -> Path:
+    """Histogram of the signed map's values (how much brighter or darker, and where most pixels sit)."""
+    figure, axes = plt.subplots(figsize=(4.2, 2.6), dpi=100)
+    axes.hist(signed.ravel(), bins=60, color="#888")
+    axes.axvline(0, color="k", lw=0.8)
+    axes.set_xlabel("M = x − x_cf (display units)")
+    axes.set_ylabel("pixels")
+    axes.set_title(title, fontsize=9)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png")
+    plt.close(figure)
+    return path
+
+
+def _row_options(row: dict[str, object]) -> list[str]:
+    return [f"{key}={value}" for key, value in row.items() if value not in (None, "")]
+
+
+def _read_png(path: Path) -> np.ndarray:
+    return read_image(path).pixels

@@ -1,0 +1,37 @@
+"""The web app command: `medcf app`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from medcf.cli.app import app, check_inputs
+
+
+@app.command("app")
+def app_command(
+    model: Annotated[
+        Path | None, typer.Option(help="Model folder (diffusers layout); default: the shipped cxr64 model.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for every result the app writes.")] = Path("medcf-app-output"),
+    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the app to your network.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 7860,
+) -> None:
+    """Open the web UI: pick or upload an image, edit its clinical row, see the counterfactual, its signed
+    attribution map and histogram, inpaint a painted region, download the results.
+
+    Example: `medcf app` then open http://127.0.0.1:7860
+    """
+    check_inputs(model=model)
+    from medcf.app.session import Workspace
+    from medcf.app.ui import launch
+    from medcf.pretrained import PretrainedModel
+
+    if host not in ("127.0.0.1", "localhost"):
+        typer.echo(f"warning: binding {host}: anyone who can reach this machine can use the app and its files")
+    typer.echo(f"medcf app: http://{host}:{port} (Ctrl+C to stop); results in {out}")
+    launch(Workspace(PretrainedModel.load(model), out), host=host, port=port)
