@@ -123,3 +123,16 @@ def test_an_uploaded_png_has_no_row_until_the_user_gives_one(workspace: Workspac
     path = write_image(tmp_path / "film.png", np.linspace(0, 1, 96 * 80, dtype=np.float32).reshape(96, 80))
     source = open_upload(workspace, path)
     assert source.row == {} and source.display.shape == (64, 64)
+
+
+def test_painted_editor_layers_or_an_uploaded_file_become_the_mask(tmp_path: Path) -> None:
+    from medcf.app.ui import painted_mask
+
+    layer = np.zeros((256, 256, 4), dtype=np.uint8)
+    layer[10:20, 30:40, 3] = 255  # gradio's ImageEditor: RGBA layers, painted where alpha > 0
+    mask = painted_mask({"background": None, "layers": [np.zeros_like(layer), layer]}, None)
+    assert mask.shape == (256, 256) and mask.sum() == 100 and mask[15, 35] == 1
+    uploaded = write_image(tmp_path / "mask.png", (mask > 0).astype(np.float32))
+    np.testing.assert_array_equal(painted_mask(None, str(uploaded)), mask)
+    with pytest.raises(ValueError, match="no mask: paint the region"):
+        painted_mask({"layers": []}, None)

@@ -128,7 +128,7 @@ def _edit(workspace: Workspace, source: Source | None, row: str, edit: str, stre
 def _inpaint(workspace: Workspace, source: Source | None, row: str, canvas, mask_file, prompt: str, steps):
     source = _with_row(source, row)
     try:
-        mask = _mask(canvas, mask_file)
+        mask = painted_mask(canvas, mask_file)
         folder, image = run_inpaint(workspace, source, mask, prompt, steps=int(steps))
     except (ValueError, FileNotFoundError) as error:
         raise gr.Error(str(error)) from None
@@ -145,7 +145,7 @@ def _with_row(source: Source | None, row: str) -> Source:
         raise gr.Error(str(error)) from None
 
 
-def _mask(canvas: dict | None, mask_file: str | None) -> np.ndarray:
+def painted_mask(canvas: dict | None, mask_file: str | None) -> np.ndarray:
     """The painted layers' alpha (any layer), else the uploaded mask file's pixels."""
     if mask_file:
         return read_image(mask_file).pixels
