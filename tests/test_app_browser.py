@@ -12,6 +12,7 @@ import io
 import os
 import shutil
 import socket
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,15 +44,23 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory) -> Iterator[str]:
+def served(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """(url, output folder) of the running app."""
     from medcf.app.ui import launch
 
     shipped = PretrainedModel.load()
     model = dataclasses.replace(shipped, settings={**shipped.settings, "num_inference_steps": 4})
-    page, url = launch(Workspace(model, tmp_path_factory.mktemp("app")), port=_free_port(), block=False)
+    out = tmp_path_factory.mktemp("app") / "results"
+    (out.parent / "secret.txt").write_text("patient list")  # beside the output folder: must never be served
+    page, url = launch(Workspace(model, out), port=_free_port(), block=False)
     assert url.startswith("http://127.0.0.1:")  # loopback unless told otherwise
-    yield url
+    yield url, out
     page.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(served: tuple[str, Path]) -> str:
+    return served[0]
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +125,22 @@ def test_a_corrupt_upload_shows_a_one_line_error(browser, app_url: str, tmp_path
     _wait(browser, lambda b: "broken.dcm: DICOM" in b.find_element(By.TAG_NAME, "body").text, 60)
     assert "/tmp/" not in browser.find_element(By.TAG_NAME, "body").text  # the file's name, not the server's path
     browser.save_screenshot(str(ARTIFACTS / "bad_upload.png"))
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "{out}/../secret.txt", "{out}/%2e%2e/secret.txt", "../secret.txt"])
+def test_files_outside_the_output_folder_are_never_served(served: tuple[str, Path], target: str) -> None:
+    url, out = served
+    out.mkdir(exist_ok=True)
+    assert (out / ".." / "secret.txt").resolve().is_file()
+    url = f"{url}gradio_api/file={target.format(out=out)}"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=30).read()
+    assert refused.value.code in (403, 404)
+
+
+def test_a_result_inside_the_output_folder_is_served(served: tuple[str, Path]) -> None:
+    url, out = served  # the positive control for the refusals above: same URL form, allowed place
+    out.mkdir(exist_ok=True)
+    (out / "result.txt").write_text("counterfactual")
+    with urllib.request.urlopen(f"{url}gradio_api/file={out / 'result.txt'}", timeout=30) as response:
+        assert response.read() == b"counterfactual"
