@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nib
@@ -200,3 +202,28 @@ def cxr_synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("cxr-synth") / "cxr"
     return synthesize("cxr", root, n=24, size=32, seed=0, counterfactuals=False, progress=False)
+
+
+OFFLINE_ENVIRONMENT = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+@contextmanager
+def no_network() -> Iterator[list[str]]:
+    """Every outbound connection and name lookup fails (and is recorded) while the block runs, with the
+    Hugging Face offline switches set: code that reaches for the network shows up in the returned list."""
+    attempts: list[str] = []
+
+    def refuse(what: str):
+        def refused(*args, **kwargs):
+            attempts.append(f"{what}{args[1:2] if what == 'connect' else args[:2]}")
+            raise OSError(f"network blocked by the test: {what}")
+
+        return refused
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in OFFLINE_ENVIRONMENT.items():
+            patch.setenv(name, value)
+        patch.setattr(socket.socket, "connect", refuse("connect"))
+        patch.setattr(socket.socket, "connect_ex", refuse("connect"))
+        patch.setattr(socket, "getaddrinfo", refuse("getaddrinfo"))
+        yield attempts

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from pydicom.data import get_testdata_file
 
+from conftest import no_network
 from medcf.data import read_image
 from medcf.demo import run_demo
 from medcf.pretrained import SAMPLING_FILE, pretrained_path
@@ -43,8 +44,12 @@ def few_step_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def demo_output(tmp_path_factory, few_step_model):
+    """The tour run with the network blocked (the offline guarantee: no hub, no downloads)."""
     out = tmp_path_factory.mktemp("run") / "demo-output"
-    return run_demo(out, seed=0, model=few_step_model).parent
+    with no_network() as attempts:
+        report = run_demo(out, seed=0, model=few_step_model)
+    assert attempts == []
+    return report.parent
 
 
 def test_demo_writes_every_section_and_its_pictures(demo_output):
@@ -90,3 +95,14 @@ def test_the_real_demo_runs_from_the_cli_within_its_budget_and_localises_finding
     page = (tmp_path / "demo" / "report.md").read_text()
     scores = re.findall(r"\| (consolidation|pleural_effusion) \| 2 \| ([0-9.]+) \| ([0-9.]+) \|", page)
     assert len(scores) == 2 and all(float(auroc) > 0.8 and float(ncc) > 0.3 for _, auroc, ncc in scores)
+
+
+def test_the_network_block_catches_a_download_attempt() -> None:
+    import socket
+    import urllib.request
+
+    with no_network() as attempts, pytest.raises(OSError):
+        urllib.request.urlopen("https://huggingface.co/api/models", timeout=5)
+    with no_network() as direct, socket.socket() as raw, pytest.raises(OSError):
+        raw.connect(("10.0.0.1", 443))
+    assert attempts and attempts[0].startswith("getaddrinfo") and direct == ["connect(('10.0.0.1', 443),)"]
