@@ -122,7 +122,7 @@ def test_mni152_template(mni: Path) -> None:
 def test_four_dimensional_volume_needs_an_index(tmp_path: Path) -> None:
     data = np.stack([np.full((4, 5, 6), 10.0 * v) + np.arange(6) for v in range(3)], axis=-1)
     nib.save(nib.Nifti1Image(data.astype(np.float32), np.eye(4)), tmp_path / "fmri.nii.gz")
-    with pytest.raises(ValueError, match=r"fmri\.nii\.gz: 4-D NIfTI with 3 volumes; pass volume=0\.\.2"):
+    with pytest.raises(ValueError, match=r"fmri\.nii\.gz: 4-D NIfTI with 3 volumes; pick one: volume=0\.\.2"):
         read_images(tmp_path / "fmri.nii.gz")
     second = read_image(tmp_path / "fmri.nii.gz", volume=1, index=4)
     np.testing.assert_array_equal(second.values, np.full((5, 4), 14.0))

@@ -72,6 +72,17 @@ def test_rgb_and_rgba_become_bt601_luma(tmp_path: Path) -> None:
     assert read_image(tmp_path / "RGB.png").values[0, 3] == pytest.approx(90.0)  # grey RGB keeps its value
 
 
+def test_colour_content_is_flagged_and_grey_rgb_or_jpeg_noise_is_not(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    grey = np.repeat((rng.random((32, 32, 1)) * 255).astype(np.uint8), 3, axis=2)
+    photo = (rng.random((32, 32, 3)) * 255).astype(np.uint8)
+    _save(tmp_path / "grey.jpg", Image.fromarray(grey), quality=75)  # chroma noise from lossy coding
+    flags = {name: read_image(_save(tmp_path / f"{name}.png", Image.fromarray(array))).provenance.colour
+             for name, array in [("grey", grey), ("photo", photo)]}  # fmt: skip
+    assert flags == {"grey": False, "photo": True}
+    assert not read_image(tmp_path / "grey.jpg").provenance.colour
+
+
 def test_palette_is_converted_through_its_palette(tmp_path: Path) -> None:
     image = Image.fromarray(np.array([[0, 1], [2, 1]], dtype=np.uint8), mode="P")
     image.putpalette([255, 0, 0, 10, 20, 30, 200, 200, 200])
@@ -87,8 +98,8 @@ def test_one_bit_png_expands_to_0_and_255(tmp_path: Path) -> None:
 
 def test_32_bit_integer_mode_is_16_bit_or_refused(tmp_path: Path) -> None:
     # Pillow cannot write mode "I" as PNG; older Pillow opened 16-bit grey PNG in this mode
-    codes, code_max = raster._grey_codes(tmp_path / "x.png", Image.fromarray(np.array([[0, 40000]], np.int32)))
-    assert code_max == 65535.0 and codes.tolist() == [[0.0, 40000.0]]
+    codes, code_max, colour = raster._grey_codes(tmp_path / "x.png", Image.fromarray(np.array([[0, 40000]], np.int32)))
+    assert code_max == 65535.0 and codes.tolist() == [[0.0, 40000.0]] and not colour
     with pytest.raises(ValueError, match=r"x\.png: 32-bit integer image with values outside 0\.\.65535"):
         raster._grey_codes(tmp_path / "x.png", Image.fromarray(np.array([[0, 70000]], np.int32)))
 

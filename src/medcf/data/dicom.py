@@ -63,6 +63,27 @@ def read_dicom(path: Path, *, window: tuple[float, float] | None, pick: Pick) ->
     """One MedicalImage per frame (intensity rules in the module docstring); `header` is the Dataset."""
     dataset = _open(path)
     stack, colour_max = _decode(path, dataset)
+    try:
+        return _frames(path, dataset, stack, colour_max, window=window, pick=pick)
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError, ArithmeticError) as error:
+        if str(error).startswith(str(path)):  # medcf's own message already
+            raise
+        raise ValueError(
+            f"{path}: a header value medcf cannot interpret ({type(error).__name__}: {error}); fix the attribute "
+            "or re-export the file"
+        ) from None
+
+
+def _frames(
+    path: Path,
+    dataset: Dataset,
+    stack: np.ndarray,
+    colour_max: float | None,
+    *,
+    window: tuple[float, float] | None,
+    pick: Pick,
+) -> list[MedicalImage]:
+    """The decoded frames through the Modality LUT and VOI, with their provenance."""
     indices = pick(len(stack), "frames")
     attributes = [frame_attributes(dataset, index) for index in range(len(stack))]
     if colour_max is None:
@@ -110,10 +131,11 @@ def _open(path: Path) -> Dataset:
     """dcmread with one-line errors; checks pixel data and size before anything is decoded."""
     try:
         dataset = pydicom.dcmread(path)
+        _parse_elements(dataset)
     except InvalidDicomError:
         raise ValueError(f"{path}: not a DICOM file (no 'DICM' file meta header); re-export it as DICOM") from None
-    except (OSError, EOFError, ValueError, KeyError) as error:
-        raise ValueError(f"{path}: corrupt DICOM ({error}); re-export the file") from None
+    except Exception as error:  # damaged headers raise struct.error, BytesLengthException, TypeError, ...
+        raise ValueError(f"{path}: corrupt DICOM header ({type(error).__name__}: {error}); re-export it") from None
     if "TransferSyntaxUID" not in getattr(dataset, "file_meta", {}):
         raise ValueError(f"{path}: DICOM file meta lacks a Transfer Syntax UID (truncated?); re-export the file")
     if not any(keyword in dataset for keyword in PIXEL_DATA):
@@ -125,6 +147,14 @@ def _open(path: Path) -> Dataset:
         raise ValueError(f"{path}: DICOM lacks Rows/Columns; re-export the file")
     check_size(path, int(dataset.Rows), int(dataset.Columns))
     return dataset
+
+
+def _parse_elements(dataset: Dataset) -> None:
+    """pydicom converts raw element values lazily, on first access; walking every element (sequences too)
+    converts them now, so a damaged header fails here, inside the error handling, not wherever a value is
+    first read. Pixel data stays raw bytes until decoded."""
+    for _ in dataset.iterall():
+        pass
 
 
 def _decode(path: Path, dataset: Dataset) -> tuple[np.ndarray, float | None]:

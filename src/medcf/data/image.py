@@ -30,6 +30,7 @@ class Provenance:
     axis: str | None = None  # NIfTI slicing plane: "axial" | "coronal" | "sagittal"
     spacing: tuple[float, float] | None = None  # pixel size in mm as (row, column); None when unknown
     modality: str | None = None  # DICOM Modality ("CR", "DX", "CT", "MR", ...) where known
+    colour: bool = False  # a PNG/JPEG whose channels differ (pixels hold its luma): a photo or overlay, not a scan
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,8 @@ def _read(
 ) -> list[MedicalImage]:
     """Check the file and the arguments, then hand over to the format's reader."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: a folder, not an image file; pass one PNG, DICOM or NIfTI file in it")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; check the path")
     if path.stat().st_size == 0:

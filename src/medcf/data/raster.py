@@ -5,6 +5,9 @@ a grey RGB image keeps its value); alpha is ignored (a transparent pixel keeps i
 image is converted to RGB through its palette first. Bit depths below 8 are expanded to 8 bits as Pillow
 does (1-bit: 0 / 255). `pixels` = code / 255 (8-bit) or code / 65535 (16-bit); `values` = the code
 values (luma for colour). 16-bit colour or grey+alpha PNGs are refused: Pillow decodes them at 8 bits.
+An RGB file whose channels differ by more than COLOUR_SPREAD codes on average is flagged
+`provenance.colour`: reading it is fine, but model inputs and masks refuse it (a photo or a coloured
+overlay, not a scan); JPEG chroma noise on a grey X-ray stays far below the threshold.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ MAX_SIDE = 16384  # pixels per side: beyond this an image is not a 2-D medical i
 MAX_PIXELS = 2**28  # pixels per image (1 GiB as float32), checked from the header before decoding
 LUMA_BT601 = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma weights of R, G, B
 PNG_COLOUR_TYPES = {2: "RGB", 4: "grey+alpha", 6: "RGBA"}  # PNG IHDR colour types with several channels
+COLOUR_SPREAD = 4.0  # mean (max − min) over R, G, B in 8-bit codes above which an RGB file is colour
 GREY_16 = ("I;16", "I;16B", "I;16L", "I;16N")
 Pick = Callable[[int, str], list[int]]  # (number of images in the file, their noun) → indices to return
 
@@ -50,7 +54,7 @@ def read_raster(path: Path, *, window: tuple[float, float] | None, pick: Pick) -
     pick(1, "image")
     image = _open(path)
     try:
-        codes, code_max = _grey_codes(path, image)
+        codes, code_max, colour = _grey_codes(path, image)
         fmt = image.format.lower()
     finally:
         image.close()
@@ -58,7 +62,7 @@ def read_raster(path: Path, *, window: tuple[float, float] | None, pick: Pick) -
         pixels = (codes / code_max).astype(np.float32)
     else:
         pixels = window_level(codes, *window, function="LINEAR_EXACT")
-    provenance = Provenance(source=path, format=fmt)
+    provenance = Provenance(source=path, format=fmt, colour=colour)
     return [MedicalImage(pixels, codes.astype(np.float32), provenance, header=None)]
 
 
@@ -95,8 +99,8 @@ def _refuse_16_bit_colour(path: Path) -> None:
         )
 
 
-def _grey_codes(path: Path, image: Image.Image) -> tuple[np.ndarray, float]:
-    """Decode to grey code values (H, W) float64 and the code value of full brightness."""
+def _grey_codes(path: Path, image: Image.Image) -> tuple[np.ndarray, float, bool]:
+    """Decode to grey code values (H, W) float64, the code value of full brightness, and whether colour."""
     fmt = image.format
     try:
         image.load()
@@ -108,18 +112,20 @@ def _grey_codes(path: Path, image: Image.Image) -> tuple[np.ndarray, float]:
         image = image.convert("L" if mode == "1" else "RGB")
         mode = image.mode
     if mode in ("L", "LA"):
-        return np.asarray(image, dtype=np.float64).reshape(image.height, image.width, -1)[..., 0], 255.0
+        return np.asarray(image, dtype=np.float64).reshape(image.height, image.width, -1)[..., 0], 255.0, False
     if mode in ("RGB", "RGBA"):
-        return np.asarray(image, dtype=np.float64)[..., :3] @ LUMA_BT601, 255.0
+        rgb = np.asarray(image, dtype=np.float64)[..., :3]
+        spread = float((rgb.max(axis=-1) - rgb.min(axis=-1)).mean()) if rgb.size else 0.0
+        return rgb @ LUMA_BT601, 255.0, spread > COLOUR_SPREAD
     if mode in GREY_16:
-        return np.asarray(image, dtype=np.float64), 65535.0
+        return np.asarray(image, dtype=np.float64), 65535.0, False
     if mode == "I":  # Pillow's 32-bit container; a PNG sample has at most 16 bits
         codes = np.asarray(image, dtype=np.float64)
         if codes.min() < 0 or codes.max() > 65535:
             raise ValueError(
                 f"{path}: 32-bit integer image with values outside 0..65535; save it as 16-bit greyscale PNG"
             )
-        return codes, 65535.0
+        return codes, 65535.0, False
     raise ValueError(f"{path}: unsupported {fmt} colour mode '{mode}'; convert it to greyscale or RGB")
 
 

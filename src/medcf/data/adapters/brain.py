@@ -17,10 +17,9 @@ from pathlib import Path
 
 import nibabel as nib
 import pandas as pd
-from nibabel.filebasedimages import ImageFileError
 
 from medcf.data.cohort import Cohort
-from medcf.data.nifti import AXES, DATA_ERRORS
+from medcf.data.nifti import AXES
 from medcf.data.table import load_table, parse_column, where
 from medcf.prompts import is_missing
 from medcf.prompts.fields import format_number, parse_age, parse_sex
@@ -158,7 +157,7 @@ def _slices(path: str, axis: str, slices: Sequence[int] | None) -> list[int]:
     """Slice indices along `axis` for one volume, from its header only."""
     try:
         image = nib.load(path)
-    except (ImageFileError, *DATA_ERRORS) as error:
+    except Exception as error:  # whatever a damaged header raises, as medcf.data.nifti does
         raise ValueError(f"{path}: not a readable NIfTI volume ({error}); re-export it") from None
     if len(image.shape) != 3:
         raise ValueError(f"{path}: volume has shape {image.shape}; brain_mri needs one 3-D volume per file")
