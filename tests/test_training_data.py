@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
+import os
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 import torch
@@ -99,3 +102,27 @@ def test_checkpoints_are_atomic_pruned_and_restore_the_loop_state(tmp_path: Path
     accelerator.load_state(str(latest_checkpoint(folder)))
     assert (state.step, state.losses) == (3, [0.5] * 3)
     torch.testing.assert_close(torch.randn(4, generator=state.generator), expected_noise)
+
+
+def test_a_disk_full_during_a_checkpoint_keeps_the_previous_one(tmp_path: Path) -> None:
+    accelerator = Accelerator(cpu=True)
+    model = accelerator.prepare(torch.nn.Linear(3, 2))
+    folder = tmp_path / "checkpoints"
+    previous = save_checkpoint(accelerator, folder, 1)
+    saved = {path.relative_to(previous): path.read_bytes() for path in previous.rglob("*") if path.is_file()}
+
+    def disk_full(directory: str, **kwargs) -> None:
+        (Path(directory) / "model.safetensors").write_bytes(b"half a file")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with (
+        patch.object(accelerator, "save_state", disk_full),
+        pytest.raises(
+            OSError, match=r"step-0000002: checkpoint not saved \(No space left on device\); step-0000001 is"
+        ),
+    ):
+        model.weight.data += 1
+        save_checkpoint(accelerator, folder, 2)
+    assert [path.name for path in folder.iterdir()] == ["step-0000001"]  # nothing half-written left behind
+    assert {path.relative_to(previous): path.read_bytes() for path in previous.rglob("*") if path.is_file()} == saved
+    assert latest_checkpoint(folder) == previous

@@ -46,10 +46,19 @@ def save_checkpoint(accelerator: Accelerator, folder: Path, step: int, *, keep: 
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(staging), safe_serialization=True)
+    try:
+        accelerator.save_state(str(staging), safe_serialization=True)
+        if accelerator.is_main_process:
+            _sync_folder(staging)
+    except OSError as error:  # e.g. disk full: free what was written; older checkpoints stay untouched
+        shutil.rmtree(staging, ignore_errors=True)
+        previous = latest_checkpoint(folder)
+        kept = f"{previous.name} is intact" if previous else "no earlier checkpoint exists"
+        raise OSError(
+            f"{final}: checkpoint not saved ({error.strerror or error}); {kept}: free space and rerun to resume"
+        ) from error
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _sync_folder(staging)
         if final.exists():  # the same step saved again (e.g. the final step of a resumed run)
             shutil.rmtree(final)
         os.replace(staging, final)
