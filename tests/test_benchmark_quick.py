@@ -30,7 +30,12 @@ def test_quick_benchmark_writes_the_table_and_repeats_its_numbers(tmp_path: Path
     markdown = (tmp_path / "first" / "cxr-synth-quick.md").read_text()
     assert "textual inversion, δ=0.1" in markdown and "Smoking effect map" in markdown
     assert (tmp_path / "first" / "cxr-synth-quick_fid.png").stat().st_size > 0
-    # a second run reuses the trained models and must score them identically: same seeds, same numbers
+    # a second run reuses the trained models and, its cached scores removed, must score them identically
+    models = {row["model"] for row in results["runs"]}  # runs with the same training config share a model
+    cached = [tmp_path / "work" / "runs" / model / "scores.json" for model in models]
+    cached.append(tmp_path / "work" / "attribution.json")
+    for path in cached:
+        path.unlink()
     second = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "second")])
     assert second.exit_code == 0, second.output
     again = json.loads((tmp_path / "second" / "cxr-synth-quick.json").read_text())

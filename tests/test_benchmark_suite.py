@@ -7,7 +7,7 @@ import json
 import pytest
 
 from medcf.config import config_dict, load_config
-from medcf.evaluation.benchmark import training_seconds
+from medcf.evaluation.benchmark import cached_stage, training_seconds
 from medcf.evaluation.suite import SIZES, base_overrides, common_overrides, slug, suite_runs
 
 
@@ -50,3 +50,17 @@ def test_training_seconds_counts_a_killed_sessions_kept_steps(tmp_path) -> None:
     ]
     (tmp_path / "manifest.json").write_text(json.dumps({"sessions": sessions}))
     assert training_seconds(tmp_path) == pytest.approx(400.0 + 300 * 2.0)  # 2 s per step in the finished session
+
+
+def test_scores_are_cached_per_key_and_survive_a_restart(tmp_path) -> None:
+    calls = []
+
+    def score(value: float) -> dict:
+        calls.append(value)
+        return {"fid": value}
+
+    path = tmp_path / "scores.json"
+    assert cached_stage(path, {"drift": 0}, lambda: score(1.5)) == {"fid": 1.5}
+    assert cached_stage(path, {"drift": 0}, lambda: score(9.0)) == {"fid": 1.5}  # stored, not computed again
+    assert cached_stage(path, {"drift": 0.1}, lambda: score(2.5)) == {"fid": 2.5}
+    assert calls == [1.5, 2.5] and len(json.loads(path.read_text())) == 2

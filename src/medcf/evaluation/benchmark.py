@@ -1,7 +1,8 @@
 """`medcf benchmark --suite cxr-synth`: train every run of the suite (suite.py), score each on the held-out
 patients, and write one table (Markdown + JSON) with the hardware, versions and timings.
 
-Stages are cached in the work folder: a finished model is not trained again, so an interrupted benchmark
+Stages are cached in the work folder: a finished model is not trained again and a model's scores are kept
+beside it (`scores.json`, keyed by the scoring settings and the weights file), so an interrupted benchmark
 continues where it stopped. Same seeds → same numbers (every stage is seeded; CPU runs are deterministic).
 """
 
@@ -9,10 +10,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from itertools import pairwise
 from pathlib import Path
+from typing import TypeVar
 
+from medcf.atomic import atomic_path
 from medcf.attribution.to_folder import effect_to_folder
 from medcf.classifier import ImageClassifier, fit_classifier, labelled_images, load_classifier, save_classifier
 from medcf.classifier.features import ClassifierFeatures
@@ -32,6 +37,7 @@ from medcf.training.record import environment
 
 SUITES = ("cxr-synth",)
 SEED = 0
+T = TypeVar("T")
 REFERENCE = "basic fine-tune, δ=0"  # diverse prompts with patient info: the model attribution and effect use
 
 
@@ -51,17 +57,21 @@ def run_benchmark(suite: str, work: str | Path, out: str | Path, *, quick: bool 
     rows, trained = [], {}
     for run in suite_runs(size):
         overrides = (*common_overrides(size, str(data), SEED), f"model.pretrained={base}", *run.overrides)
-        key = json.dumps(config_dict(load_config(None, overrides)), sort_keys=True)
-        model = trained.get(key) or _trained(overrides, work / "runs" / slug(run.name))
-        trained[key] = model
-        scoring = time.perf_counter()
-        row = _score(model, run, held_out, classifier, extractors, size)
+        config = json.dumps(config_dict(load_config(None, overrides)), sort_keys=True)
+        model = trained.get(config) or _trained(overrides, work / "runs" / slug(run.name))
+        trained[config] = model
+        prompting = {"latent_drift": run.latent_drift, "instance_prompt": run.instance_prompt}
+        key = {**prompting, "size": asdict(size), "seed": SEED, "weights": _weights_stamp(model)}
+        score = partial(_score, model, run, held_out, classifier, extractors, size)
+        row = cached_stage(model.parent / "scores.json", key, score)
         rows.append({
             "group": run.group, "run": run.name, "model": model.parent.name, **row,
-            "train seconds": training_seconds(model.parent), "score seconds": time.perf_counter() - scoring,
+            "train seconds": training_seconds(model.parent),
         })  # fmt: skip
     reference = work / "runs" / slug(REFERENCE) / "model"
-    attribution = _stage_attribution(reference, classifier, size)
+    key = {"size": asdict(size), "seed": SEED, "weights": _weights_stamp(reference)}
+    attribute = partial(_stage_attribution, reference, classifier, size)
+    attribution = cached_stage(work / "attribution.json", key, attribute)
     effect = _stage_effect(reference, size, work / "effect")
     results = {
         "suite": suite, "size": "quick" if quick else "full", "settings": asdict(size), "seed": SEED,
@@ -122,7 +132,7 @@ def _score(
     model: Path, run: SuiteRun, held_out: EvaluationSet, classifier: ImageClassifier, extractors: list, size: SuiteSize
 ) -> dict[str, object]:
     """FID/KID (EfficientNet and domain features) and effectiveness of samples for held-out rows."""
-    components = load_components(model)
+    started, components = time.perf_counter(), load_components(model)
     rows = held_out.rows[: size.eval_samples]
     prompts = rendered_prompts(PromptTemplate.from_pretrained(model), rows, seed=SEED)
     if run.instance_prompt:
@@ -137,8 +147,24 @@ def _score(
         "latent drift": run.latent_drift, "fid_effnet": scores["fid_effnet"],
         "kid_effnet": scores["kid_effnet_mean"], "kid_effnet_std": scores["kid_effnet_std"],
         "fid_domain": scores["fid_domain"], "effectiveness": effect["mean_accuracy"],
-        "n_samples": scores["n_fake"], "n_real": scores["n_real"],
+        "n_samples": scores["n_fake"], "n_real": scores["n_real"], "score seconds": time.perf_counter() - started,
     }  # fmt: skip
+
+
+def _weights_stamp(model: Path) -> list[int]:
+    """Size and modification time of the U-Net weights: a retrained model invalidates its cached scores."""
+    stat = next((model / "unet").glob("*.safetensors")).stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def cached_stage(path: Path, key: dict, compute: Callable[[], T]) -> T:
+    """`compute()`'s JSON result, stored in `path` under `key` (one file holds several keys)."""
+    entries, tag = json.loads(path.read_text()) if path.is_file() else {}, json.dumps(key, sort_keys=True)
+    if tag not in entries:
+        entries[tag] = compute()
+        with atomic_path(path) as temporary:
+            temporary.write_text(json.dumps(entries, indent=1))
+    return entries[tag]
 
 
 def _stage_attribution(model: Path, classifier: ImageClassifier, size: SuiteSize) -> list[dict[str, object]]:
