@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
 from medcf.models import (
     Components,
+    check_edit_survives_truncation,
+    check_prompt_lengths,
     conditioning_options,
     decode_latents,
     encode_images,
@@ -226,3 +229,22 @@ def test_mask_conditioned_model_round_trips(tmp_path: Path) -> None:
         expected = components.unet(model_input, 10, encoder_hidden_states=embeds).sample
         assert torch.equal(expected, loaded.unet(model_input, 10, encoder_hidden_states=embeds).sample)
         assert torch.equal(expected, unet(model_input, 10, encoder_hidden_states=embeds).sample)
+
+
+def test_a_folder_mixing_two_models_is_refused_naming_both_widths(tmp_path: Path) -> None:
+    model = save_components(tiny_components(cross_attention_dim=32), tmp_path / "model")
+    other = save_components(tiny_components(cross_attention_dim=48), tmp_path / "other")
+    shutil.rmtree(model / "text_encoder")
+    shutil.copytree(other / "text_encoder", model / "text_encoder")
+    with pytest.raises(ValueError, match=r"model: unet cross_attention_dim 32 ≠ text_encoder hidden size 48; the sub"):
+        load_components(model)
+
+
+def test_an_edit_beyond_the_text_encoders_window_is_refused() -> None:
+    tokenizer = tiny_components().tokenizer
+    long = "A chest X-ray. " + "Clear lungs. " * 30
+    check_edit_survives_truncation(tokenizer, "A chest X-ray with a nodule.", "A chest X-ray.")  # visible: fine
+    with pytest.raises(ValueError, match="changes the prompt only after the text encoder's 77 tokens"):
+        check_edit_survives_truncation(tokenizer, long + "A nodule.", long + "No nodule.")
+    with pytest.raises(ValueError, match=r"is 9\d tokens; the model's text encoder reads 77"):
+        check_prompt_lengths(tokenizer, [long])

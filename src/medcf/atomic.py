@@ -54,6 +54,23 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
 def new_output_folder(out: str | Path) -> Path:
     """`out` as a Path, refusing a folder that already holds files (a result is never overwritten)."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: a file, not a folder; pass a new --out folder")
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out}: folder is not empty; pass a new --out folder")
+    check_writable(out)
     return out
+
+
+def check_writable(out: Path) -> None:
+    """Before any work: the nearest existing ancestor of `out` must be a folder medcf can create files in
+    (tried, not inferred from mode bits, which root and read-only mounts make misleading)."""
+    ancestor = next(folder for folder in (out, *out.parents) if folder.exists())
+    if not ancestor.is_dir():
+        raise NotADirectoryError(f"{out}: {ancestor} is a file, not a folder; pass another --out")
+    try:
+        tempfile.TemporaryDirectory(dir=ancestor, prefix=".medcf-probe.").cleanup()
+    except OSError as error:
+        raise PermissionError(
+            f"{out}: cannot write in {ancestor} ({error.strerror or error}); pass a folder you can write to"
+        ) from None

@@ -14,7 +14,7 @@ from medcf.data import read_image, write_png
 from medcf.data.dataset import resize_square
 from medcf.figures import grid, save_figure
 from medcf.generate import generate
-from medcf.models import Components, has_mask_condition, load_components, vae_scale_factor
+from medcf.models import Components, check_prompt_lengths, has_mask_condition, load_components, vae_scale_factor
 
 
 def generate_to_folder(
@@ -35,6 +35,7 @@ def generate_to_folder(
     if not prompts:
         raise ValueError("no prompts given; pass at least one --prompt")
     components = model if isinstance(model, Components) else load_components(model)
+    check_prompt_lengths(components.tokenizer, list(prompts))
     images = [
         _batch(
             components,

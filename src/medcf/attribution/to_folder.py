@@ -19,7 +19,7 @@ from medcf.attribution.gradients import at_classifier_size, grad_cam, gradient_s
 from medcf.classifier import ImageClassifier, classify, load_classifier, resize_for_classifier
 from medcf.data import write_image
 from medcf.editing import healthy_prompts
-from medcf.editing.files import clinical_row, load_mask, load_model_input, model_resolution
+from medcf.editing.files import clinical_row, load_mask, load_model_input, model_resolution, reproducibility
 from medcf.figures import overlay, panel, save_figure, signed_heatmap, with_colour_bar
 from medcf.models import Components, load_components
 from medcf.prompts import PromptTemplate
@@ -52,7 +52,7 @@ def attribute_to_folder(
     resolution = model_resolution(components)
     source = load_model_input(image, resolution)
     clinical = clinical_row(source.image, row)
-    anatomy = None if anatomy_mask is None else load_mask(anatomy_mask, resolution)
+    anatomy = None if anatomy_mask is None else load_mask(anatomy_mask, resolution, like=source.image.shape)
     (source_prompt,), (healthy_prompt,) = healthy_prompts(PromptTemplate.from_pretrained(model), [clinical])
     result = counterpart_attribution(
         components, source.pixels, [source_prompt], [healthy_prompt], seeds=seeds, engine=engine,
@@ -83,7 +83,8 @@ def attribute_to_folder(
             np.save(staging / f"{name.split(' ')[0]}.npy", values)
         figure = panel([[tile for tile, _ in tiles]], [[caption for _, caption in tiles]], tile=192)
         save_figure(with_colour_bar(figure, limit, label="M, display units"), staging / "panel.png")
-        (staging / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+        record = {**settings, **reproducibility(source.image.provenance.source)}
+        (staging / "settings.json").write_text(json.dumps(record, indent=2) + "\n")
         write_report(staging, "medcf attribute", _sections(settings, signed))
     return out
 

@@ -44,3 +44,5 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    if logging := sys.modules.get("transformers.utils.logging"):  # imported already: env vars come too late
+        logging.disable_progress_bar()

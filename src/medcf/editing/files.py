@@ -7,6 +7,7 @@ source + the upsampled model-resolution change, so unchanged regions keep their 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from medcf.data.image import MedicalImage
 from medcf.figures import panel, save_figure, signed_heatmap, with_colour_bar
 from medcf.models import Components, vae_scale_factor
 from medcf.report import Section, write_report
+from medcf.training.record import environment
 
 SOURCE_FORMATS = {"dicom": "dcm", "nifti": "nii.gz"}
 
@@ -47,16 +49,40 @@ def model_resolution(components: Components) -> int:
 def load_model_input(path: str | Path, resolution: int, *, index: int | None = None) -> ModelInput:
     """Read a PNG/DICOM/NIfTI slice and crop/resize it as training did."""
     image = read_image(path, index=index)
+    if image.provenance.colour:
+        raise ValueError(
+            f"{path}: a colour image, not a greyscale scan; pass the scan itself (a grey PNG, DICOM or NIfTI), "
+            "or convert it to grey first if it is one"
+        )
     square = resize_square(torch.from_numpy(image.pixels), resolution)
     return ModelInput(image, (square * 2 - 1)[None, None])
 
 
-def load_mask(path: str | Path, resolution: int) -> torch.Tensor:
-    """A binary mask image (1, 1, R, R), cropped/resized like the images; empty masks are refused."""
-    mask = resize_square(torch.from_numpy(read_image(path).pixels), resolution, nearest=True) > 0.5
+def load_mask(path: str | Path, resolution: int, *, like: tuple[int, int] | None = None) -> torch.Tensor:
+    """A binary mask image (1, 1, R, R), cropped/resized like the images; empty masks are refused.
+
+    `like` is the image's (H, W): the mask must have its size or its shape (then it is resized with it), or
+    be square (drawn on the model's square centre-crop view, as the panels and the app show it).
+    """
+    image = read_image(path)
+    if image.provenance.colour:
+        raise ValueError(f"{path}: a colour mask; save it as greyscale, the region white on black")
+    if like is not None and not _aligned(image.shape, like):
+        (height, width), (image_height, image_width) = image.shape, like
+        raise ValueError(
+            f"{path}: mask is {width}×{height} px but the image is {image_width}×{image_height}; draw the mask on "
+            "the image itself (same size) or on its square centre crop"
+        )
+    mask = resize_square(torch.from_numpy(image.pixels), resolution, nearest=True) > 0.5
     if not mask.any():
         raise ValueError(f"{path}: the mask is empty; paint the region white (> 0.5) on black")
     return mask.float()[None, None]
+
+
+def _aligned(mask: tuple[int, int], image: tuple[int, int]) -> bool:
+    """Same aspect ratio to within one pixel, or square: the centre crop maps the mask onto the image."""
+    (height, width), (image_height, image_width) = mask, image
+    return height == width or abs(height * image_width / image_height - width) <= 1
 
 
 def clinical_row(image: MedicalImage, fields: Sequence[str]) -> dict[str, object]:
@@ -109,7 +135,8 @@ def write_edit(
     ]
     figure = panel([[tile for tile, _ in tiles]], [[caption for _, caption in tiles]], tile=192)
     save_figure(with_colour_bar(figure, limit, label="change, display units"), staging / "panel.png")
-    (staging / "settings.json").write_text(json.dumps(dict(settings), indent=2, default=str) + "\n")
+    record = {**settings, **reproducibility(source.image.provenance.source)}
+    (staging / "settings.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     summary = {"mean |change|": float(np.abs(difference).mean()), "max |change|": limit}
     sections = [
         Section("Result", figures=[("panel.png", "original, result and the signed change (red brighter)")]),
@@ -117,3 +144,8 @@ def write_edit(
         Section("Change", table=[summary]),
     ]
     return write_report(staging, title, sections)
+
+
+def reproducibility(image: Path) -> dict[str, object]:
+    """What settings.json records beside the settings to redo a figure: the input's hash and the software."""
+    return {"image sha256": hashlib.sha256(Path(image).read_bytes()).hexdigest(), "environment": environment()}

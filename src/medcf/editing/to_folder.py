@@ -12,7 +12,7 @@ from medcf.editing.counterfactual import counterfactual
 from medcf.editing.files import clinical_row, load_mask, load_model_input, model_resolution, write_edit
 from medcf.editing.inpaint import inpaint
 from medcf.editing.rows import edit_prompts
-from medcf.models import Components, load_components
+from medcf.models import Components, check_edit_survives_truncation, check_prompt_lengths, load_components
 from medcf.prompts import PromptTemplate
 
 # Inpainting defaults, chosen against the truth: regenerating 24 held-out consolidations (64 px model, 25 steps)
@@ -47,7 +47,8 @@ def counterfactual_to_folder(
     source = load_model_input(image, resolution)
     clinical = clinical_row(source.image, row)
     (source_prompt,), (target_prompt,) = edit_prompts(template, [clinical], edits)
-    edit_mask = None if mask is None else load_mask(mask, resolution)
+    check_edit_survives_truncation(components.tokenizer, source_prompt, target_prompt)
+    edit_mask = None if mask is None else load_mask(mask, resolution, like=source.image.shape)
     result = counterfactual(
         components, source.pixels, [source_prompt], [target_prompt], engine=engine, strength=strength,
         num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, latent_drift=latent_drift,
@@ -81,9 +82,10 @@ def inpaint_to_folder(
     """The image with the mask's region regenerated from `prompt` (zero-shot RePaint); returns `out`."""
     out = new_output_folder(out)
     components = components or load_components(model)
+    check_prompt_lengths(components.tokenizer, [prompt])
     resolution = model_resolution(components)
     source = load_model_input(image, resolution)
-    region = load_mask(mask, resolution)
+    region = load_mask(mask, resolution, like=source.image.shape)
     result = inpaint(
         components, source.pixels, region, [prompt], num_inference_steps=num_inference_steps,
         guidance_scale=guidance_scale, latent_drift=latent_drift, resample_steps=resample_steps,

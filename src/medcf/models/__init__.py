@@ -21,13 +21,15 @@ from medcf.models.latents import (
     mask_latents,
     vae_scale_factor,
 )
-from medcf.models.text import encode_prompts
+from medcf.models.text import check_edit_survives_truncation, check_prompt_lengths, encode_prompts
 
 __all__ = [
     "Components",
     "conditioning_options",
     "decode_latents",
     "encode_images",
+    "check_edit_survives_truncation",
+    "check_prompt_lengths",
     "encode_prompts",
     "export_model",
     "folder_megabytes",

@@ -20,12 +20,12 @@ from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNe
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, PreTrainedModel, PreTrainedTokenizerBase
 
 from medcf.atomic import atomic_folder
+from medcf.models.model_folder import check_model_folder, check_text_conditioning, load_part
 from medcf.models.shared_text_encoder import REFERENCE_FILE, load_referenced, minilm_path
 
 # CLIP's 77-token context in Stable Diffusion; BERT-style encoders (MiniLM: 512) are capped to it so that
 # every text encoder yields (B, 77, D) and vanilla pipelines, which pad to tokenizer.model_max_length, agree.
 MAX_PROMPT_TOKENS = 77
-SUBFOLDERS = ("vae", "unet", "text_encoder", "tokenizer", "scheduler")
 
 
 @dataclass
@@ -55,19 +55,19 @@ def training_scheduler() -> DDPMScheduler:
 def load_components(path: str | Path, *, device: str = "cpu", dtype: torch.dtype = torch.float32) -> Components:
     """Load a diffusers Stable-Diffusion-format folder from disk only (no downloads)."""
     path = Path(path)
-    if not (path / "model_index.json").is_file():
-        raise FileNotFoundError(f"{path}: no model_index.json; pass a folder written by save_components or diffusers")
-    if missing := [name for name in SUBFOLDERS if not (path / name).is_dir()]:
-        raise FileNotFoundError(f"{path}: missing subfolders {missing}; re-save the model with save_components")
-    local = {"local_files_only": True}
-    vae = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype, **local)
-    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype, **local)
-    if (path / "text_encoder" / REFERENCE_FILE).is_file():  # a slim export: the package's stock encoder
-        text_encoder = load_referenced(path / "text_encoder", dtype)
+    check_model_folder(path)
+    local = {"local_files_only": True, "torch_dtype": dtype}
+    vae = load_part(lambda: AutoencoderKL.from_pretrained(path, subfolder="vae", **local), path / "vae")
+    unet = load_part(lambda: UNet2DConditionModel.from_pretrained(path, subfolder="unet", **local), path / "unet")
+    text = path / "text_encoder"
+    if (text / REFERENCE_FILE).is_file():  # a slim export: the package's stock encoder (its own checks)
+        text_encoder = load_referenced(text, dtype)
     else:
-        text_encoder = AutoModel.from_pretrained(path / "text_encoder", dtype=dtype, **local)
-    tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer", **local)
-    scheduler = DDPMScheduler.from_pretrained(path, subfolder="scheduler", **local)
+        text_encoder = load_part(lambda: AutoModel.from_pretrained(text, dtype=dtype, local_files_only=True), text)
+    check_text_conditioning(path, unet.config.cross_attention_dim, text_encoder.config.hidden_size)
+    words = path / "tokenizer"
+    tokenizer = load_part(lambda: AutoTokenizer.from_pretrained(words, local_files_only=True), words)
+    scheduler = DDPMScheduler.from_pretrained(path, subfolder="scheduler", local_files_only=True)
     for module in (vae, unet, text_encoder):
         module.to(device).eval()
     return Components(vae, unet, text_encoder, tokenizer, scheduler)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from transformers import PreTrainedTokenizerBase
 
 from medcf.models.components import Components
 
@@ -12,6 +13,8 @@ def encode_prompts(components: Components, prompts: list[str]) -> torch.Tensor:
 
     Padded to a fixed length and encoded without an attention mask, exactly as Stable Diffusion pipelines
     do, so embeddings match vanilla diffusers. No `torch.no_grad` here: editing and attribution need gradients.
+    Longer prompts are cut at L, as in diffusers' pipelines and training scripts (the model was trained so);
+    where a person typed the prompt, or an edit must survive the cut, the callers check first (below).
     """
     if isinstance(prompts, str):
         raise ValueError(f"prompts={prompts!r}: pass a list of strings, e.g. [{prompts!r}]")
@@ -25,3 +28,26 @@ def encode_prompts(components: Components, prompts: list[str]) -> torch.Tensor:
     device = next(components.text_encoder.parameters()).device  # also for a DDP-wrapped encoder (no .device)
     input_ids = tokens.input_ids.to(device)
     return components.text_encoder(input_ids)[0]
+
+
+def check_prompt_lengths(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> None:
+    """Refuse, in one line, a prompt the text encoder would cut at tokenizer.model_max_length tokens."""
+    limit = tokenizer.model_max_length
+    for prompt in dict.fromkeys(prompts):
+        count = len(tokenizer(prompt).input_ids)  # with the start and end tokens, as encoded
+        if count > limit:
+            raise ValueError(
+                f"prompt {prompt[:40]!r}… is {count} tokens; the model's text encoder reads {limit} and would cut the "
+                "rest: shorten it (e.g. drop patient info or use the simple prompt style)"
+            )
+
+
+def check_edit_survives_truncation(tokenizer: PreTrainedTokenizerBase, source: str, target: str) -> None:
+    """Refuse an edit whose prompts differ only beyond the text encoder's window: it would change nothing."""
+    limit = tokenizer.model_max_length
+    cut = [tokenizer(prompt, truncation=True, max_length=limit).input_ids for prompt in (source, target)]
+    if source != target and cut[0] == cut[1]:
+        raise ValueError(
+            f"the edit changes the prompt only after the text encoder's {limit} tokens ({target[:40]!r}…), so it "
+            "would change nothing: use a shorter prompt style (e.g. without patient info)"
+        )
