@@ -1,0 +1,102 @@
+"""Sampling overhead: medcf's generate loop against diffusers' StableDiffusionPipeline on identical components.
+
+Both sample the same prompts from the same initial noise with the same DDIM scheduler, steps and guidance;
+the images must agree (max |difference| is reported) and the time ratio medcf / diffusers should be ≤ 1.
+Runs alternate (diffusers, medcf, diffusers, ...) so that machine noise hits both alike; medians are compared.
+
+    python benchmarks/sampling_overhead.py             # the shipped 64 px model, 8 prompts, 25 steps
+    python benchmarks/sampling_overhead.py --quick     # a tiny model, seconds: the CI smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+from medcf.generate import generate
+from medcf.models import Components, load_components, tiny_components, vae_scale_factor
+from medcf.pretrained import pretrained_path
+from medcf.training.record import environment
+
+PROMPTS = ["A chest X-ray of a 63 year old male with a nodule.", "A normal chest X-ray of a 40 year old female."]
+
+
+def vanilla_pipeline(components: Components) -> StableDiffusionPipeline:
+    """diffusers' own pipeline built from the very same modules (no copy, no reload)."""
+    pipeline = StableDiffusionPipeline(
+        vae=components.vae, text_encoder=components.text_encoder, tokenizer=components.tokenizer,
+        unet=components.unet, scheduler=DDIMScheduler.from_config(components.scheduler.config),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )  # fmt: skip
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def measure(components: Components, *, batch: int, steps: int, repeats: int) -> dict[str, object]:
+    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(batch)]
+    side = components.unet.config.sample_size
+    shape = (batch, components.unet.config.in_channels, side, side)
+    noise = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    pipeline, settings = vanilla_pipeline(components), {"num_inference_steps": steps, "guidance_scale": 3.0}
+    runs = {
+        "diffusers": lambda: pipeline(prompts, latents=noise, output_type="pt", **settings).images * 2 - 1,
+        "medcf": lambda: generate(components, prompts, latents=noise, scheduler="ddim", **settings),
+    }
+    seconds, images = {name: [] for name in runs}, {}
+    with torch.inference_mode():
+        for _ in range(repeats + 1):  # the first round warms both up and is not timed
+            for name, run in runs.items():
+                started = time.perf_counter()
+                images[name] = run()
+                seconds[name].append(time.perf_counter() - started)
+    median = {name: statistics.median(values[1:] or values) for name, values in seconds.items()}
+    return {
+        "batch": batch, "steps": steps, "guidance": 3.0, "resolution": side * vae_scale_factor(components),
+        "timed repeats": repeats,
+        "seconds diffusers": median["diffusers"], "seconds medcf": median["medcf"],
+        "ratio medcf / diffusers": median["medcf"] / median["diffusers"],
+        "max abs image difference": float((images["medcf"] - images["diffusers"]).abs().max()),
+    }  # fmt: skip
+
+
+def write_results(result: dict[str, object], out: Path, name: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    record = {**result, "environment": environment()}
+    (out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    rows = "\n".join(f"| {key} | {value:.4g} |" if isinstance(value, float) else f"| {key} | {value} |"
+                     for key, value in result.items())  # fmt: skip
+    versions = ", ".join(f"{k} {v}" for k, v in record["environment"]["versions"].items())
+    markdown = (
+        f"# Sampling overhead: medcf generate vs diffusers StableDiffusionPipeline\n\n"
+        f"Same modules, prompts, initial noise, DDIM scheduler, steps and guidance; median of alternating runs.\n\n"
+        f"| measure | value |\n|---|---|\n{rows}\n\n"
+        f"Machine: {record['environment']['platform']}, {record['environment']['cpu_count']} CPUs, "
+        f"GPU: {record['environment']['cuda'] or 'none'}. Versions: {versions}.\n"
+    )
+    path = out / f"{name}.md"
+    path.write_text(markdown)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny model, 2 steps: a smoke test")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    if args.quick:
+        components, options = tiny_components(), {"batch": 2, "steps": 2, "repeats": 1}
+    else:
+        components, options = load_components(pretrained_path()), {"batch": 8, "steps": 25, "repeats": 5}
+    result = measure(components, **options)
+    path = write_results(result, args.out, "sampling_overhead" + ("-quick" if args.quick else ""))
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""The `benchmarks/` performance scripts in their --quick mode (CI smoke tests: no speed thresholds here, as
+timings on shared machines are noise; the images medcf and diffusers make must still agree)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+def test_sampling_overhead_quick_writes_its_table_and_the_images_agree(tmp_path: Path) -> None:
+    script = BENCHMARKS / "sampling_overhead.py"
+    result = subprocess.run([sys.executable, script, "--quick", "--out", tmp_path], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "sampling_overhead-quick.json").read_text())
+    assert record["max abs image difference"] < 1e-4  # the same images: only the loop differs
+    assert record["seconds medcf"] > 0 and record["seconds diffusers"] > 0
+    assert record["environment"]["versions"]["diffusers"]
+    assert "| ratio medcf / diffusers |" in (tmp_path / "sampling_overhead-quick.md").read_text()
