@@ -11,18 +11,17 @@ Runs alternate (diffusers, medcf, diffusers, ...) so that machine noise hits bot
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
 from diffusers import DDIMScheduler, StableDiffusionPipeline
+from results_table import write_results
 
 from medcf.generate import generate
 from medcf.models import Components, load_components, tiny_components, vae_scale_factor
 from medcf.pretrained import pretrained_path
-from medcf.training.record import environment
 
 PROMPTS = ["A chest X-ray of a 63 year old male with a nodule.", "A normal chest X-ray of a 40 year old female."]
 
@@ -65,25 +64,6 @@ def measure(components: Components, *, batch: int, steps: int, repeats: int) -> 
     }  # fmt: skip
 
 
-def write_results(result: dict[str, object], out: Path, name: str) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    record = {**result, "environment": environment()}
-    (out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
-    rows = "\n".join(f"| {key} | {value:.4g} |" if isinstance(value, float) else f"| {key} | {value} |"
-                     for key, value in result.items())  # fmt: skip
-    versions = ", ".join(f"{k} {v}" for k, v in record["environment"]["versions"].items())
-    markdown = (
-        f"# Sampling overhead: medcf generate vs diffusers StableDiffusionPipeline\n\n"
-        f"Same modules, prompts, initial noise, DDIM scheduler, steps and guidance; median of alternating runs.\n\n"
-        f"| measure | value |\n|---|---|\n{rows}\n\n"
-        f"Machine: {record['environment']['platform']}, {record['environment']['cpu_count']} CPUs, "
-        f"GPU: {record['environment']['cuda'] or 'none'}. Versions: {versions}.\n"
-    )
-    path = out / f"{name}.md"
-    path.write_text(markdown)
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny model, 2 steps: a smoke test")
@@ -94,8 +74,10 @@ def main() -> None:
     else:
         components, options = load_components(pretrained_path()), {"batch": 8, "steps": 25, "repeats": 5}
     result = measure(components, **options)
-    path = write_results(result, args.out, "sampling_overhead" + ("-quick" if args.quick else ""))
-    print(path.read_text())
+    name = "sampling_overhead" + ("-quick" if args.quick else "")
+    method = "Same modules, prompts, initial noise, DDIM scheduler, steps and guidance; median of alternating runs."
+    title = "Sampling overhead: medcf generate vs diffusers StableDiffusionPipeline"
+    print(write_results(result, args.out, name, title, method).read_text())
 
 
 if __name__ == "__main__":

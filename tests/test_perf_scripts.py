@@ -20,3 +20,13 @@ def test_sampling_overhead_quick_writes_its_table_and_the_images_agree(tmp_path:
     assert record["seconds medcf"] > 0 and record["seconds diffusers"] > 0
     assert record["environment"]["versions"]["diffusers"]
     assert "| ratio medcf / diffusers |" in (tmp_path / "sampling_overhead-quick.md").read_text()
+
+
+def test_training_throughput_quick_measures_all_three_loops(tmp_path: Path) -> None:
+    script = BENCHMARKS / "training_throughput.py"
+    result = subprocess.run([sys.executable, script, "--quick", "--out", tmp_path], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "training_throughput-quick.json").read_text())
+    rates = [record[f"samples/s {name}"] for name in ("medcf", "reference", "loader alone")]
+    assert all(rate > 0 for rate in rates)
+    assert record["ratio medcf / reference"] == rates[0] / rates[1]

@@ -45,7 +45,7 @@ def train(config: Config, run_dir: str | Path, *, progress: bool = True, command
         disable=not (progress and accelerator.is_main_process),
     )
     while state.step < train_config.max_steps:
-        loss = _optimizer_step(run, stream)
+        loss = optimizer_step(run, stream)
         state.step += 1
         state.losses.append(loss)
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{run.lr_scheduler.get_last_lr()[0]:.2g}", refresh=False)
@@ -65,7 +65,7 @@ def train(config: Config, run_dir: str | Path, *, progress: bool = True, command
     return finish_run(run, seconds=time.perf_counter() - started, command=command)
 
 
-def _optimizer_step(run: Run, stream) -> float:
+def optimizer_step(run: Run, stream) -> float:
     """One optimizer step over gradient_accumulation_steps micro-batches; returns the mean loss of all processes."""
     accelerator, train_config = run.accelerator, run.config.train
     total = torch.zeros((), device=accelerator.device)
