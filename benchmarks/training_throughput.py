@@ -1,8 +1,9 @@
 """Training throughput: medcf's optimizer step against a minimal reference loop written like diffusers'
 `train_text_to_image.py` example, on the same model, data and batch size; and the data loader alone.
 
-The reference loop: VAE-encode, noise, `scheduler.add_noise`, text-encode, U-Net, MSE to the noise, AdamW
-step — nothing else. medcf's step adds prompt dropout, gradient clipping and the accelerate wrapper. The
+The reference loop: VAE-encode, noise, `scheduler.add_noise`, text-encode, U-Net, MSE to the noise, clip
+the gradient norm to 1 (the example's default), AdamW step, and the EMA update (its --use_ema) — nothing
+else. medcf's step adds prompt dropout, the learning-rate schedule and the accelerate wrapper. The
 two alternate in blocks so machine noise hits both alike; samples/s ratio medcf / reference should be ≥ 1,
 and the loader alone should be ≥ 3× faster than a step (it is not the bottleneck).
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from diffusers.training_utils import EMAModel
 from results_table import write_results
 
 from medcf.config import load_config
@@ -32,7 +34,7 @@ from medcf.training.run import setup_run
 from medcf.training.setup import build_components
 
 
-def reference_step(components: Components, optimizer: torch.optim.Optimizer, batch: dict) -> float:
+def reference_step(components: Components, optimizer: torch.optim.Optimizer, ema: EMAModel, batch: dict) -> float:
     """One step as diffusers' train_text_to_image.py takes it (epsilon prediction, no extras)."""
     vae, unet, scheduler = components.vae, components.unet, components.scheduler
     with torch.no_grad():
@@ -43,8 +45,10 @@ def reference_step(components: Components, optimizer: torch.optim.Optimizer, bat
     noisy = scheduler.add_noise(latents, noise, timesteps)
     loss = F.mse_loss(unet(noisy, timesteps, encoder_hidden_states=embeds).sample.float(), noise.float())
     loss.backward()
+    torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    ema.step(unet.parameters())
     return loss.item()
 
 
@@ -65,10 +69,11 @@ def measure(overrides: list[str], folder: Path, *, steps: int, rounds: int) -> d
     reference = build_components(pretrained=model.pretrained, tiny=model.tiny, resolution=config.data.resolution)
     reference.unet.train()
     optimizer = torch.optim.AdamW(reference.unet.parameters(), lr=config.train.learning_rate)
+    ema = EMAModel(reference.unet.parameters(), decay=config.train.ema_decay)
     loader = batch_stream(run.datasets[TRAIN], batch_size, seed=1)
     calls = {
         "medcf": lambda: optimizer_step(run, stream),
-        "reference": lambda: reference_step(reference, optimizer, next(loader)),
+        "reference": lambda: reference_step(reference, optimizer, ema, next(loader)),
         "loader": lambda: next(loader),
     }
     for call in calls.values():  # warm-up, untimed
@@ -81,6 +86,7 @@ def measure(overrides: list[str], folder: Path, *, steps: int, rounds: int) -> d
     rate = {name: batch_size / value for name, value in per_step.items()}
     return {
         "batch": batch_size, "resolution": config.data.resolution, "timed steps": steps * rounds,
+        "EMA decay (both)": config.train.ema_decay, "gradient clipping (both)": config.train.max_grad_norm,
         "samples/s medcf": rate["medcf"], "samples/s reference": rate["reference"],
         "samples/s loader alone": rate["loader"],
         "ratio medcf / reference": rate["medcf"] / rate["reference"],
