@@ -8,19 +8,32 @@ from pathlib import Path
 from medcf.training.record import environment
 
 
-def write_results(result: dict[str, object], out: Path, name: str, title: str, method: str) -> Path:
-    """A two-column table of `result` under `title`, the method in a sentence, then machine and versions."""
+def write_results(
+    result: dict[str, object], out: Path, name: str, title: str, method: str, rows: list[dict] | None = None
+) -> Path:
+    """A two-column table of `result` under `title`, the method in a sentence, `rows` as a wide table (one
+    column per key), then machine and versions."""
     out.mkdir(parents=True, exist_ok=True)
-    record = {**result, "environment": environment()}
+    record = {**result, **({"rows": rows} if rows else {}), "environment": environment()}
     (out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
-    rows = "\n".join(f"| {key} | {value:.4g} |" if isinstance(value, float) else f"| {key} | {value} |"
-                     for key, value in result.items())  # fmt: skip
+    pairs = "\n".join(f"| {key} | {_cell(value)} |" for key, value in result.items())
     machine = record["environment"]
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
     path = out / f"{name}.md"
     path.write_text(
-        f"# {title}\n\n{method}\n\n| measure | value |\n|---|---|\n{rows}\n\n"
+        f"# {title}\n\n{method}\n\n| measure | value |\n|---|---|\n{pairs}\n\n{_wide(rows or [])}"
         f"Machine: {machine['platform']}, {machine['cpu_count']} CPUs, GPU: {machine['cuda'] or 'none'}. "
         f"Versions: {versions}.\n"
     )
     return path
+
+
+def _cell(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _wide(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    header = "| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]) + "\n"
+    return header + "".join("| " + " | ".join(_cell(v) for v in row.values()) + " |\n" for row in rows) + "\n"
