@@ -3,10 +3,13 @@ timings on shared machines are noise; the images medcf and diffusers make must s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import torch
 
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
@@ -41,3 +44,24 @@ def test_scaling_quick_counts_flops_that_grow_with_size_and_batch(tmp_path: Path
     assert flops[(32, 2)] == 2 * flops[(32, 1)]  # FLOP are linear in the batch
     assert flops[(64, 1)] > 3 * flops[(32, 1)]  # and grow at least with the latent area (4×, less fixed costs)
     assert record["fp32 matmul GFLOP/s (2048², this run)"] > 0
+
+
+def test_attribution_fast_path_quick_and_two_pass_guidance_gives_the_same_maps(tmp_path: Path) -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    from attribution_fast_path import TwoPassUNet, attribute
+
+    from medcf.attribution.scoring import finding_cases
+    from medcf.models import tiny_components
+    from medcf.prompts import PromptTemplate
+
+    components, template = tiny_components(sample_size=16), PromptTemplate("chest X-ray")
+    cases = finding_cases("consolidation", n=2, size=32, seed=0)
+    two_pass = dataclasses.replace(components, unet=TwoPassUNet(components.unet))
+    together, apart = (attribute(c, template, cases.images, cases.rows, 3) for c in (components, two_pass))
+    torch.testing.assert_close(apart, together, rtol=0, atol=1e-5)  # only the batching differs
+
+    script = BENCHMARKS / "attribution_fast_path.py"
+    result = subprocess.run([sys.executable, script, "--quick", "--out", tmp_path], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "attribution_fast_path-quick.json").read_text())
+    assert record["speed-up"] > 0 and len(record["rows"]) == 8  # 4 findings × 2 methods
