@@ -1,5 +1,5 @@
-"""The `benchmarks/` performance scripts in their --quick mode (CI smoke tests: no speed thresholds here, as
-timings on shared machines are noise; the images medcf and diffusers make must still agree)."""
+"""The `benchmarks/` performance scripts in their --quick mode (CI smoke tests, slow: subprocesses; no speed
+thresholds here, as timings on shared machines are noise; the images medcf and diffusers make must agree)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 
+@pytest.mark.slow
 def test_sampling_overhead_quick_writes_its_table_and_the_images_agree(tmp_path: Path) -> None:
     script = BENCHMARKS / "sampling_overhead.py"
     result = subprocess.run([sys.executable, script, "--quick", "--out", tmp_path], capture_output=True, text=True)
@@ -25,6 +27,7 @@ def test_sampling_overhead_quick_writes_its_table_and_the_images_agree(tmp_path:
     assert "| ratio medcf / diffusers |" in (tmp_path / "sampling_overhead-quick.md").read_text()
 
 
+@pytest.mark.slow
 def test_training_throughput_quick_measures_all_three_loops(tmp_path: Path) -> None:
     script = BENCHMARKS / "training_throughput.py"
     result = subprocess.run([sys.executable, script, "--quick", "--out", tmp_path], capture_output=True, text=True)
@@ -35,6 +38,7 @@ def test_training_throughput_quick_measures_all_three_loops(tmp_path: Path) -> N
     assert record["ratio medcf / reference"] == rates[0] / rates[1]
 
 
+@pytest.mark.slow
 def test_scaling_quick_counts_flops_that_grow_with_size_and_batch(tmp_path: Path) -> None:
     script = BENCHMARKS / "scaling.py"
     result = subprocess.run([sys.executable, script, "--quick", "--out", tmp_path], capture_output=True, text=True)
@@ -46,7 +50,7 @@ def test_scaling_quick_counts_flops_that_grow_with_size_and_batch(tmp_path: Path
     assert record["fp32 matmul GFLOP/s (2048², this run)"] > 0
 
 
-def test_attribution_fast_path_quick_and_two_pass_guidance_gives_the_same_maps(tmp_path: Path) -> None:
+def test_two_pass_guidance_gives_the_same_maps() -> None:
     sys.path.insert(0, str(BENCHMARKS))
     from attribution_fast_path import TwoPassUNet, attribute
 
@@ -60,6 +64,9 @@ def test_attribution_fast_path_quick_and_two_pass_guidance_gives_the_same_maps(t
     together, apart = (attribute(c, template, cases.images, cases.rows, 3) for c in (components, two_pass))
     torch.testing.assert_close(apart, together, rtol=0, atol=1e-5)  # only the batching differs
 
+
+@pytest.mark.slow
+def test_attribution_fast_path_quick_scores_both_ways(tmp_path: Path) -> None:
     script = BENCHMARKS / "attribution_fast_path.py"
     result = subprocess.run([sys.executable, script, "--quick", "--out", tmp_path], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
