@@ -38,6 +38,7 @@ from medcf.training.record import environment
 SUITES = ("cxr-synth",)
 SEED = 0
 T = TypeVar("T")
+ATTRIBUTION = {"engine": "inversion", "strength": 0.6, "guidance_scale": 3.0}  # the healthy-counterpart settings
 REFERENCE = "basic fine-tune, δ=0"  # diverse prompts with patient info: the model attribution and effect use
 
 
@@ -69,7 +70,7 @@ def run_benchmark(suite: str, work: str | Path, out: str | Path, *, quick: bool 
             "train seconds": training_seconds(model.parent),
         })  # fmt: skip
     reference = work / "runs" / slug(REFERENCE) / "model"
-    key = {"size": asdict(size), "seed": SEED, "weights": _weights_stamp(reference)}
+    key = {**ATTRIBUTION, "size": asdict(size), "seed": SEED, "weights": _weights_stamp(reference)}
     attribute = partial(_stage_attribution, reference, classifier, size)
     attribution = cached_stage(work / "attribution.json", key, attribute)
     effect = _stage_effect(reference, size, work / "effect")
@@ -171,7 +172,7 @@ def _stage_attribution(model: Path, classifier: ImageClassifier, size: SuiteSize
     components, template = load_components(model), PromptTemplate.from_pretrained(model)
     return attribution_scores(
         components, template, classifier, kind="cxr", seed=SEED, size=size.resolution, n=size.attribution_cases,
-        engine="inversion", strength=0.6, num_inference_steps=size.eval_steps, guidance_scale=3.0,
+        num_inference_steps=size.eval_steps, **ATTRIBUTION,
     )  # fmt: skip
 
 
