@@ -20,10 +20,13 @@ def test_quick_benchmark_writes_the_table_and_repeats_its_numbers(tmp_path: Path
     assert first.exit_code == 0, first.output
     results = json.loads((tmp_path / "first" / "cxr-synth-quick.json").read_text())
     runs = {row["run"]: row for row in results["runs"]}
-    assert len(runs) == 12 and {row["group"] for row in runs.values()} == {"methods", "prompts"}
+    assert len(runs) == 16 and {row["group"] for row in runs.values()} == {"methods", "prompts"}
     for row in runs.values():
         assert math.isfinite(row["fid_effnet"]) and row["fid_effnet"] >= 0 and 0 <= row["effectiveness"] <= 1
-    assert runs["LoRA, δ=0.1"]["latent drift"] == 0.1
+    assert runs["LoRA, δ=0.1"]["latent drift"] == runs["LoRA, δ=0.1"]["sampling drift"] == 0.1
+    plain = runs["LoRA, δ=0.1 in training only"]
+    assert plain["latent drift"] == 0.1 and plain["sampling drift"] == 0.0 and plain["model"] == "lora-d0.1"
+    assert plain["fid_effnet"] != runs["LoRA, δ=0.1"]["fid_effnet"]  # the same model, sampled differently
     findings = {row["finding"] for row in results["attribution"]}
     assert findings == {"nodule", "consolidation", "pleural_effusion", "cardiomegaly"}
     assert results["smoking_effect"]["n"] == 8

@@ -61,12 +61,13 @@ def run_benchmark(suite: str, work: str | Path, out: str | Path, *, quick: bool 
         config = json.dumps(config_dict(load_config(None, overrides)), sort_keys=True)
         model = trained.get(config) or _trained(overrides, work / "runs" / slug(run.name))
         trained[config] = model
-        prompting = {"latent_drift": run.latent_drift, "instance_prompt": run.instance_prompt}
+        prompting = {"latent_drift": run.sampling_drift, "instance_prompt": run.instance_prompt}
         key = {**prompting, "size": asdict(size), "seed": SEED, "weights": _weights_stamp(model)}
         score = partial(_score, model, run, held_out, classifier, extractors, size)
         row = cached_stage(model.parent / "scores.json", key, score)
         rows.append({
             "group": run.group, "run": run.name, "model": model.parent.name, **row,
+            "latent drift": run.latent_drift, "sampling drift": run.sampling_drift,
             "train seconds": training_seconds(model.parent),
         })  # fmt: skip
     reference = work / "runs" / slug(REFERENCE) / "model"
@@ -140,12 +141,12 @@ def _score(
         prompts = [run.instance_prompt.replace("{prompt}", prompt) for prompt in prompts]
     samples = generate_for_rows(
         components, prompts, resolution=size.resolution, num_inference_steps=size.eval_steps,
-        latent_drift=run.latent_drift, seed=SEED, desc=f"medcf benchmark: {run.name}",
+        latent_drift=run.sampling_drift, seed=SEED, desc=f"medcf benchmark: {run.name}",
     )  # fmt: skip
     scores = distribution_scores(held_out.images, samples, extractors, kid_subset_size=1000)
     effect = sample_effectiveness(classifier, samples, rows)
     return {
-        "latent drift": run.latent_drift, "fid_effnet": scores["fid_effnet"],
+        "fid_effnet": scores["fid_effnet"],
         "kid_effnet": scores["kid_effnet_mean"], "kid_effnet_std": scores["kid_effnet_std"],
         "fid_domain": scores["fid_domain"], "effectiveness": effect["mean_accuracy"],
         "n_samples": scores["n_fake"], "n_real": scores["n_real"], "score seconds": time.perf_counter() - started,

@@ -12,6 +12,7 @@ COLUMNS = (
     "run",
     "model",
     "latent drift",
+    "sampling drift",
     "fid_effnet",
     "kid_effnet",
     "fid_domain",
@@ -34,7 +35,7 @@ def write_benchmark(results: dict, out: Path, name: str) -> Path:
 
 
 def fid_chart(runs: list[dict], path: Path) -> Path:
-    """fid_effnet of every method without and with Latent Drift, side by side."""
+    """fid_effnet of every method without Latent Drift, with it, and with it in fine-tuning only, side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,20 +43,31 @@ def fid_chart(runs: list[dict], path: Path) -> Path:
 
     methods = [row for row in runs if row["group"] == "methods"]
     names = list(dict.fromkeys(row["run"].split(", δ=")[0] for row in methods))
-    plain = [next(r["fid_effnet"] for r in methods if r["run"].startswith(n) and not r["latent drift"]) for n in names]
-    drift = [next(r["fid_effnet"] for r in methods if r["run"].startswith(n) and r["latent drift"]) for n in names]
-    figure, axes = pyplot.subplots(figsize=(6.4, 3.4), dpi=110)
-    positions = range(len(names))
-    axes.bar([p - 0.2 for p in positions], plain, width=0.4, label="δ = 0")
-    axes.bar([p + 0.2 for p in positions], drift, width=0.4, label="with Latent Drift")
+    bars = {  # (training δ > 0, sampling δ > 0) → legend
+        (False, False): "δ = 0",
+        (True, True): "Latent Drift in training and sampling",
+        (True, False): "in training only",
+    }
+    figure, axes = pyplot.subplots(figsize=(7.2, 3.6), dpi=110)
+    positions, width = range(len(names)), 0.8 / len(bars)
+    for offset, (kind, label) in enumerate(bars.items()):
+        values = [_fid(methods, name, kind) for name in names]
+        axes.bar([p + (offset - 1) * width for p in positions], values, width=width, label=label)
     axes.set_xticks(list(positions), names)
     axes.set(ylabel="FID (EfficientNet-Lite0)", title="fine-tuning methods, lower is better")
-    axes.legend(frameon=False)
+    axes.legend(frameon=False, fontsize=8)
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png")
     pyplot.close(figure)
     return path
+
+
+def _fid(rows: list[dict], name: str, kind: tuple[bool, bool]) -> float:
+    """fid_effnet of method `name` trained / sampled with or without drift; NaN (no bar) when not run."""
+    found = [r["fid_effnet"] for r in rows if r["run"].split(", δ=")[0] == name
+             and (r["latent drift"] > 0, r.get("sampling drift", r["latent drift"]) > 0) == kind]  # fmt: skip
+    return found[0] if found else float("nan")
 
 
 def _sections(results: dict, chart: str) -> list[Section]:

@@ -59,7 +59,12 @@ class SuiteRun:
     group: str  # "methods" | "prompts"
     overrides: tuple[str, ...]
     instance_prompt: str = ""  # "{prompt}" inside it is the clinical prompt (training/step.py)
-    latent_drift: float = 0.0
+    latent_drift: float = 0.0  # δ of the fine-tuning (train.latent_drift)
+    drift_in_sampling: bool = True  # sample with the same δ (prior + every step, Eq. 4), or plainly
+
+    @property
+    def sampling_drift(self) -> float:
+        return self.latent_drift if self.drift_in_sampling else 0.0
 
 
 def common_overrides(size: SuiteSize, data: str, seed: int) -> tuple[str, ...]:
@@ -97,6 +102,10 @@ def suite_runs(size: SuiteSize) -> list[SuiteRun]:
             drift = (f"train.latent_drift={delta}",)
             label = f"{method}, δ={delta:g}"
             runs.append(SuiteRun(label, "methods", (*options, steps, *drift), instance, delta))
+        # the same drifted model sampled without drift: does δ help in fine-tuning, in sampling, or both?
+        label = f"{method}, δ={size.latent_drift:g} in training only"
+        drift = (f"train.latent_drift={size.latent_drift}",)
+        runs.append(SuiteRun(label, "methods", (*options, steps, *drift), instance, size.latent_drift, False))
     for style in ("simple", "diverse"):
         for info in (False, True):
             label = f"{style} prompts, {'with' if info else 'without'} patient info"
