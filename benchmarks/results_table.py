@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -37,3 +38,11 @@ def _wide(rows: list[dict]) -> str:
         return ""
     header = "| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]) + "\n"
     return header + "".join("| " + " | ".join(_cell(v) for v in row.values()) + " |\n" for row in rows) + "\n"
+
+
+def script_arguments(doc: str, quick: str) -> argparse.Namespace:
+    """`--quick` (a smoke test: `quick` says what it shrinks) and `--out` (default benchmarks/results)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=f"{quick}: a smoke test")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    return parser.parse_args()

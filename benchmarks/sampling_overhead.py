@@ -10,14 +10,12 @@ Runs alternate (diffusers, medcf, diffusers, ...) so that machine noise hits bot
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from diffusers import DDIMScheduler, StableDiffusionPipeline
-from results_table import write_results
+from results_table import script_arguments, write_results
 
 from medcf.generate import generate
 from medcf.models import Components, load_components, tiny_components, vae_scale_factor
@@ -65,10 +63,7 @@ def measure(components: Components, *, batch: int, steps: int, repeats: int) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny model, 2 steps: a smoke test")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    args = parser.parse_args()
+    args = script_arguments(__doc__, "tiny model, 2 steps")
     if args.quick:
         components, options = tiny_components(), {"batch": 2, "steps": 2, "repeats": 1}
     else:

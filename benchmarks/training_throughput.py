@@ -13,7 +13,6 @@ and the loader alone should be ≥ 3× faster than a step (it is not the bottlen
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from diffusers.training_utils import EMAModel
-from results_table import write_results
+from results_table import script_arguments, write_results
 
 from medcf.config import load_config
 from medcf.data.synthetic import synthesize
@@ -95,10 +94,7 @@ def measure(overrides: list[str], folder: Path, *, steps: int, rounds: int) -> d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny model, 32 px: a smoke test")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    args = parser.parse_args()
+    args = script_arguments(__doc__, "tiny model, 32 px")
     size, subjects = (32, 16) if args.quick else (64, 200)
     with tempfile.TemporaryDirectory() as work:
         data = synthesize(

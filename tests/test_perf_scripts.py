@@ -15,12 +15,17 @@ import torch
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 
+def run_quick(script: str, out: Path) -> dict:
+    """Run `benchmarks/<script>.py --quick`, check it succeeded, return its JSON record."""
+    command = [sys.executable, BENCHMARKS / f"{script}.py", "--quick", "--out", out]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return json.loads((out / f"{script}-quick.json").read_text())
+
+
 @pytest.mark.slow
 def test_sampling_overhead_quick_writes_its_table_and_the_images_agree(tmp_path: Path) -> None:
-    script = BENCHMARKS / "sampling_overhead.py"
-    result = subprocess.run([sys.executable, script, "--quick", "--out", tmp_path], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    record = json.loads((tmp_path / "sampling_overhead-quick.json").read_text())
+    record = run_quick("sampling_overhead", tmp_path)
     assert record["max abs image difference"] < 1e-4  # the same images: only the loop differs
     assert record["seconds medcf"] > 0 and record["seconds diffusers"] > 0
     assert record["environment"]["versions"]["diffusers"]
@@ -29,10 +34,7 @@ def test_sampling_overhead_quick_writes_its_table_and_the_images_agree(tmp_path:
 
 @pytest.mark.slow
 def test_training_throughput_quick_measures_all_three_loops(tmp_path: Path) -> None:
-    script = BENCHMARKS / "training_throughput.py"
-    result = subprocess.run([sys.executable, script, "--quick", "--out", tmp_path], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    record = json.loads((tmp_path / "training_throughput-quick.json").read_text())
+    record = run_quick("training_throughput", tmp_path)
     rates = [record[f"samples/s {name}"] for name in ("medcf", "reference", "loader alone")]
     assert all(rate > 0 for rate in rates)
     assert record["ratio medcf / reference"] == rates[0] / rates[1]
@@ -40,10 +42,7 @@ def test_training_throughput_quick_measures_all_three_loops(tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_scaling_quick_counts_flops_that_grow_with_size_and_batch(tmp_path: Path) -> None:
-    script = BENCHMARKS / "scaling.py"
-    result = subprocess.run([sys.executable, script, "--quick", "--out", tmp_path], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    record = json.loads((tmp_path / "scaling-quick.json").read_text())
+    record = run_quick("scaling", tmp_path)
     flops = {(row["size"], row["batch"]): row["GFLOP / forward"] for row in record["rows"]}
     assert flops[(32, 2)] == 2 * flops[(32, 1)]  # FLOP are linear in the batch
     assert flops[(64, 1)] > 3 * flops[(32, 1)]  # and grow at least with the latent area (4×, less fixed costs)
@@ -67,8 +66,5 @@ def test_two_pass_guidance_gives_the_same_maps() -> None:
 
 @pytest.mark.slow
 def test_attribution_fast_path_quick_scores_both_ways(tmp_path: Path) -> None:
-    script = BENCHMARKS / "attribution_fast_path.py"
-    result = subprocess.run([sys.executable, script, "--quick", "--out", tmp_path], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    record = json.loads((tmp_path / "attribution_fast_path-quick.json").read_text())
+    record = run_quick("attribution_fast_path", tmp_path)
     assert record["speed-up"] > 0 and len(record["rows"]) == 8  # 4 findings × 2 methods
