@@ -15,7 +15,8 @@ from pathlib import Path
 
 from numpy.typing import ArrayLike
 
-from medcf.data.dicom import read_dicom, write_dicom
+from medcf.data.dicom import read_dicom
+from medcf.data.dicom_writer import write_dicom
 from medcf.data.image import MedicalImage
 from medcf.data.nifti import AXES, read_nifti, write_nifti
 from medcf.data.raster import Pick, display_pixels, read_raster, write_png
@@ -62,7 +63,7 @@ def write_image(path: str | Path, pixels: ArrayLike, *, like: MedicalImage | Non
     """Write display pixels (H, W) in [0, 1] (clipped; NaN/Inf refused), atomically, by suffix.
 
     .png: 16-bit grey (write_png). .dcm/.dicom: a derived Secondary Capture with the geometry of `like`
-    (medcf.data.dicom.write_dicom). .nii/.nii.gz: a one-slice volume at the world position of the slice
+    (medcf.data.dicom_writer.write_dicom). .nii/.nii.gz: a one-slice volume at the world position of the slice
     `like` (medcf.data.nifti.write_nifti). DICOM and NIfTI need `like`: their geometry comes from it.
     """
     path = Path(path)
