@@ -70,6 +70,7 @@ class TrainConfig:
     checkpoints_kept: int = 2  # older checkpoints are deleted
     sample_every: int = 500  # steps between sample grids (0 = only at the end)
     seed: int = 0  # seeds model init, data order, noise and sampling
+    encoding_cache_mb: float = 2048  # memory for frozen encoders' outputs, computed once (0 = encode every step)
 
 
 @dataclass

@@ -16,9 +16,11 @@ from medcf.models.export import export_model, folder_megabytes
 from medcf.models.latents import (
     decode_latents,
     encode_images,
+    encode_posterior,
     has_mask_condition,
     latent_channels,
     mask_latents,
+    scaled_latents,
     vae_scale_factor,
 )
 from medcf.models.text import check_edit_survives_truncation, check_prompt_lengths, encode_prompts
@@ -28,6 +30,7 @@ __all__ = [
     "conditioning_options",
     "decode_latents",
     "encode_images",
+    "encode_posterior",
     "check_edit_survives_truncation",
     "check_prompt_lengths",
     "encode_prompts",
@@ -38,6 +41,7 @@ __all__ = [
     "load_components",
     "load_vae",
     "mask_latents",
+    "scaled_latents",
     "minilm_path",
     "save_components",
     "save_vae",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
 from medcf.models.components import Components
 
@@ -22,6 +23,12 @@ def encode_images(
     sample: bool = True,
 ) -> torch.Tensor:
     """Images (B, C, H, W) in [-1, 1] → scaled latents (B, 4, H/f, W/f); `sample=False` takes the posterior mean."""
+    return scaled_latents(components, encode_posterior(components, pixel_values), generator=generator, sample=sample)
+
+
+def encode_posterior(components: Components, pixel_values: torch.Tensor) -> DiagonalGaussianDistribution:
+    """Images (B, C, H, W) in [-1, 1] → the VAE encoder's posterior q(z|x) (unscaled; its `.parameters` are
+    the mean and log-variance stacked on the channel axis)."""
     vae_channels = components.vae.config.in_channels
     channels = pixel_values.shape[1]
     if channels == 1 and vae_channels == 3:
@@ -29,7 +36,17 @@ def encode_images(
     elif channels != vae_channels:
         raise ValueError(f"pixel_values has {channels} channels; this VAE takes {vae_channels} (or 1 for an RGB VAE)")
     pixel_values = pixel_values.to(components.vae.device, components.vae.dtype)
-    posterior = components.vae.encode(pixel_values).latent_dist
+    return components.vae.encode(pixel_values).latent_dist
+
+
+def scaled_latents(
+    components: Components,
+    posterior: DiagonalGaussianDistribution,
+    *,
+    generator: torch.Generator | None = None,
+    sample: bool = True,
+) -> torch.Tensor:
+    """A draw from (or, `sample=False`, the mean of) the posterior, times the VAE scaling factor."""
     latents = posterior.sample(generator=generator) if sample else posterior.mode()
     return latents * components.vae.config.scaling_factor
 

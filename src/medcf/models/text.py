@@ -18,16 +18,20 @@ def encode_prompts(components: Components, prompts: list[str]) -> torch.Tensor:
     """
     if isinstance(prompts, str):
         raise ValueError(f"prompts={prompts!r}: pass a list of strings, e.g. [{prompts!r}]")
+    # Each distinct prompt is encoded once: a batch's B null prompts (classifier-free guidance) cost one pass.
+    position = {prompt: index for index, prompt in enumerate(dict.fromkeys(prompts))}
     tokens = components.tokenizer(
-        prompts,
+        list(position),
         padding="max_length",
         max_length=components.tokenizer.model_max_length,
         truncation=True,
         return_tensors="pt",
     )
     device = next(components.text_encoder.parameters()).device  # also for a DDP-wrapped encoder (no .device)
-    input_ids = tokens.input_ids.to(device)
-    return components.text_encoder(input_ids)[0]
+    hidden = components.text_encoder(tokens.input_ids.to(device))[0]
+    if len(position) == len(prompts):
+        return hidden
+    return hidden[torch.tensor([position[prompt] for prompt in prompts], device=hidden.device)]
 
 
 def check_prompt_lengths(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> None:

@@ -2,7 +2,7 @@
 
 from .edits import apply_edit
 from .fields import CANONICAL_FIELDS, is_missing
-from .template import NULL_PROMPT, STYLES, PromptTemplate
+from .template import NULL_PROMPT, STYLES, PromptTemplate, instance_prompt
 from .vocabulary import DEFAULT_VOCABULARY, FINDINGS, Finding, Modality, Vocabulary
 
 __all__ = [
@@ -16,5 +16,6 @@ __all__ = [
     "PromptTemplate",
     "Vocabulary",
     "apply_edit",
+    "instance_prompt",
     "is_missing",
 ]

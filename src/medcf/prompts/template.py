@@ -25,6 +25,14 @@ from .vocabulary import DEFAULT_VOCABULARY, Modality, Vocabulary
 STYLES = ("table", "simple", "diverse")
 TEMPLATE_FILE = "prompt_template.json"  # in a model folder: the modality, style and patient_info it was trained with
 NULL_PROMPT = ""  # the unconditional prompt of classifier-free guidance (Ho & Salimans, 2022)
+
+
+def instance_prompt(prompt: str, template: str) -> str:
+    """Textual inversion / DreamBooth's instance prompt: `template` with "{prompt}" replaced by the clinical
+    prompt (e.g. "a <medcf> scan, {prompt}"); the clinical prompt itself when there is no template."""
+    return template.replace("{prompt}", prompt) if template else prompt
+
+
 # First option of each tuple is the "simple" wording; "diverse" samples them all.
 _NORMAL_WORDS = ("normal", "unremarkable")
 _FINDING_FRAMES = (

@@ -72,7 +72,7 @@ def optimizer_step(run: Run, stream) -> float:
     for _ in range(train_config.gradient_accumulation_steps):
         batch = next(stream)
         with accelerator.accumulate(*run.prepared):
-            loss = training_loss(run.forward, batch, run.inputs, run.state.generator, run.prior)
+            loss = training_loss(run.forward, batch, run.inputs, run.state.generator, run.prior, run.encodings)
             accelerator.backward(loss)
             if accelerator.sync_gradients and train_config.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(run.parameters, train_config.max_grad_norm)

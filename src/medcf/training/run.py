@@ -23,6 +23,7 @@ from medcf.models import Components, has_mask_condition, save_components
 from medcf.prompts import PromptTemplate
 from medcf.training.checkpoint import LoopState, latest_checkpoint
 from medcf.training.data import HOLDOUT, TRAIN, data_fingerprint, load_cohorts, training_dataset
+from medcf.training.encodings import EncodingCache, build_encoding_cache
 from medcf.training.methods import export_method, prepare_method
 from medcf.training.prior import generate_class_images
 from medcf.training.record import (
@@ -60,6 +61,8 @@ class Run:
     prior: PriorImages | None
     samples: SampleSpec
     datasets: dict
+    encodings: EncodingCache | None = None  # frozen encoders' outputs (training/encodings.py)
+    encodings_note: str = ""
 
 
 def setup_run(config: Config, folder: Path) -> Run:
@@ -107,6 +110,9 @@ def setup_run(config: Config, folder: Path) -> Run:
         prior=prior,
         samples=_sample_spec(config, datasets, has_mask_condition(components)),
         datasets=datasets,
+    )
+    run.encodings, run.encodings_note = build_encoding_cache(
+        config, components, datasets[TRAIN], prior, progress=accelerator.is_main_process
     )
     _start(run)
     return run
@@ -255,6 +261,7 @@ def _start(run: Run) -> None:
         manifest = _manifest(folder)
         manifest.setdefault("data_fingerprint", data_fingerprint(run.datasets[TRAIN].cohort))
         manifest.setdefault("seed", run.config.train.seed)
+        manifest["encoding_cache"] = run.encodings_note
         manifest["environment"] = environment()
         manifest["num_processes"] = accelerator.num_processes
         manifest.setdefault("sessions", []).append(

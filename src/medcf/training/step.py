@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from medcf.models import Components, decode_latents, encode_images, encode_prompts, mask_latents
-from medcf.prompts import NULL_PROMPT
+from medcf.models import Components, decode_latents, encode_posterior, mask_latents, scaled_latents
+from medcf.prompts import NULL_PROMPT, instance_prompt
+from medcf.training.encodings import EncodingCache, class_image_key
 from medcf.training.loss import diffusion_loss
 
 
@@ -41,18 +42,25 @@ def training_loss(
     inputs: StepInputs,
     generator: torch.Generator,
     prior: PriorImages | None = None,
+    cache: EncodingCache | None = None,
 ) -> torch.Tensor:
-    """Scalar loss of one micro-batch; `components` may hold DDP-wrapped trainable modules."""
-    pixel_values = batch["pixel_values"]
+    """Scalar loss of one micro-batch; `components` may hold DDP-wrapped trainable modules.
+
+    `cache` holds the frozen encoders' outputs (training/encodings.py); the loss is the same with or without.
+    """
+    pixel_values, keys = batch["pixel_values"], list(batch["id"])
     prompts = instance_prompts(batch["prompt"], inputs, generator)
     count = len(prompts)
     if prior is not None:  # prior preservation: as many class images as instance images, drawn at random
         chosen = torch.randint(0, len(prior.images), (count,), generator=generator)
         pixel_values = torch.cat([pixel_values, prior.images[chosen]])
         prompts = prompts + [prior.prompt] * count
+        keys += [class_image_key(index) for index in chosen.tolist()]
     pixel_values = pixel_values.to(inputs.device)
+    cache = cache or EncodingCache()
     with torch.no_grad():  # the VAE encoder is never trained by the diffusion loss
-        latents = encode_images(components, pixel_values, generator=generator)
+        posterior = cache.posterior(keys) or encode_posterior(components, pixel_values)
+        latents = scaled_latents(components, posterior, generator=generator)
     condition = None
     if inputs.mask_condition:
         if "mask" not in batch:
@@ -64,7 +72,7 @@ def training_loss(
         components.unet,
         components.scheduler,
         latents,
-        encode_prompts(components, prompts),
+        cache.prompt_embeddings(components, prompts),
         noise=noise,
         timesteps=timesteps.to(inputs.device),
         latent_drift=inputs.latent_drift,
@@ -82,7 +90,6 @@ def training_loss(
 
 def instance_prompts(prompts: list[str], inputs: StepInputs, generator: torch.Generator) -> list[str]:
     """The instance prompt (if set) around each clinical prompt, then the null prompt with probability p."""
-    if inputs.instance_prompt:
-        prompts = [inputs.instance_prompt.replace("{prompt}", prompt) for prompt in prompts]
+    prompts = [instance_prompt(prompt, inputs.instance_prompt) for prompt in prompts]
     dropped = torch.rand(len(prompts), generator=generator) < inputs.prompt_dropout
     return [NULL_PROMPT if drop else prompt for prompt, drop in zip(prompts, dropped.tolist(), strict=True)]
