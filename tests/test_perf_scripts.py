@@ -33,11 +33,12 @@ def test_sampling_overhead_quick_writes_its_table_and_the_images_agree(tmp_path:
 
 
 @pytest.mark.slow
-def test_training_throughput_quick_measures_all_three_loops(tmp_path: Path) -> None:
+def test_training_throughput_quick_measures_every_loop(tmp_path: Path) -> None:
     record = run_quick("training_throughput", tmp_path)
-    rates = [record[f"samples/s {name}"] for name in ("medcf", "reference", "loader alone")]
+    rates = [record[f"samples/s {name}"] for name in ("medcf", "medcf without cache", "reference", "loader alone")]
     assert all(rate > 0 for rate in rates)
-    assert record["ratio medcf / reference"] == rates[0] / rates[1]
+    assert record["ratio medcf / reference"] == rates[0] / rates[2]
+    assert record["cache note"].startswith("encoding cache: posteriors (") and record["seconds to build the cache"] > 0
 
 
 @pytest.mark.slow
@@ -65,6 +66,7 @@ def test_two_pass_guidance_gives_the_same_maps() -> None:
 
 
 @pytest.mark.slow
-def test_attribution_fast_path_quick_scores_both_ways(tmp_path: Path) -> None:
+def test_attribution_fast_path_quick_scores_every_way(tmp_path: Path) -> None:
     record = run_quick("attribution_fast_path", tmp_path)
-    assert record["speed-up"] > 0 and len(record["rows"]) == 8  # 4 findings × 2 methods
+    assert record["speed-up fast path"] > 0 and record["speed-up fast path, bf16 autocast"] > 0
+    assert len(record["rows"]) == 12  # 4 findings × 3 methods
