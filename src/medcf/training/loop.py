@@ -17,8 +17,9 @@ from tqdm.auto import tqdm
 from medcf.config import Config
 from medcf.training.checkpoint import save_checkpoint
 from medcf.training.data import TRAIN, batch_stream
+from medcf.training.finish import finish_run
 from medcf.training.methods import after_optimizer_step
-from medcf.training.run import Run, finish_run, setup_run
+from medcf.training.run import Run, setup_run
 from medcf.training.sampling import write_samples
 from medcf.training.step import training_loss
 

@@ -1,9 +1,8 @@
-"""Setting up and finishing a training run: models, data, optimizer, EMA, resume, manifest, saved model."""
+"""Setting up a training run: models, data, optimizer, EMA, encoding cache, resume, manifest (finish.py saves it)."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shlex
@@ -13,31 +12,26 @@ from pathlib import Path
 import torch
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import gather_object
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 
 from medcf.config import Config, check_paths, config_dict, save_config
 from medcf.generate import drift_tensor
-from medcf.models import Components, has_mask_condition, save_components
-from medcf.prompts import PromptTemplate
+from medcf.models import Components, has_mask_condition
+from medcf.prompts import instance_prompt
 from medcf.training.checkpoint import LoopState, latest_checkpoint
 from medcf.training.data import HOLDOUT, TRAIN, data_fingerprint, load_cohorts, training_dataset
 from medcf.training.encodings import EncodingCache, build_encoding_cache
-from medcf.training.methods import export_method, prepare_method
+from medcf.training.methods import prepare_method
 from medcf.training.prior import generate_class_images
 from medcf.training.record import (
     environment,
     write_json,
-    write_losses,
-    write_model_card,
     write_sample_grid,
-    write_training_report,
 )
 from medcf.training.sampling import SampleSpec, sample_prompts
 from medcf.training.setup import build_components
 from medcf.training.step import PriorImages, StepInputs
-from medcf.training.validation import held_out_loss
 
 TRAINABLE = ("unet", "text_encoder", "vae")
 
@@ -237,7 +231,7 @@ def _sample_spec(config: Config, datasets: dict, with_masks: bool) -> SampleSpec
     if sample.prompts:
         prompts = [sample.prompts[i % len(sample.prompts)] for i in range(len(prompts))]
     if config.train.instance_prompt and not sample.prompts:
-        prompts = [config.train.instance_prompt.replace("{prompt}", prompt) for prompt in prompts]
+        prompts = [instance_prompt(prompt, config.train.instance_prompt) for prompt in prompts]
     return SampleSpec(
         prompts=prompts,
         masks=masks,
@@ -258,7 +252,7 @@ def _start(run: Run) -> None:
     if accelerator.is_main_process:
         folder.mkdir(parents=True, exist_ok=True)
         save_config(run.config, folder / "config.yaml")
-        manifest = _manifest(folder)
+        manifest = read_manifest(folder)
         manifest.setdefault("data_fingerprint", data_fingerprint(run.datasets[TRAIN].cohort))
         manifest.setdefault("seed", run.config.train.seed)
         manifest["encoding_cache"] = run.encodings_note
@@ -275,66 +269,7 @@ def _start(run: Run) -> None:
     accelerator.wait_for_everyone()
 
 
-def _manifest(folder: Path) -> dict:
+def read_manifest(folder: Path) -> dict:
+    """The run folder's manifest.json, or {} before the first session writes it."""
     path = folder / "manifest.json"
     return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def replica_fingerprint(parameters: list[torch.nn.Parameter]) -> str:
-    """SHA-256 of the trained weights' bytes: equal on every process iff the DDP replicas agree."""
-    digest = hashlib.sha256()
-    for parameter in parameters:
-        digest.update(parameter.detach().float().cpu().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def finish_run(run: Run, *, seconds: float, command: str = "") -> Path:
-    """Check the replicas agree, then save the EMA model, adapters, loss curve, report and manifest."""
-    accelerator, folder, config = run.accelerator, run.folder, run.config
-    fingerprints = gather_object([replica_fingerprint(run.parameters)])
-    if len(set(fingerprints)) > 1:
-        raise RuntimeError(f"{folder}: the {len(fingerprints)} processes ended with different weights; report this")
-    model_dir, command = folder / "model", command or shlex.join(sys.argv)
-    if accelerator.is_main_process:
-        if run.ema is not None:
-            run.ema.copy_to(run.parameters)  # the saved model carries the EMA weights
-        save_components(export_method(run.components, config.train.method, folder / "adapter"), model_dir)
-        PromptTemplate(
-            config.data.modality, style=config.data.prompt_style, patient_info=config.data.patient_info
-        ).save_pretrained(model_dir)
-        held_out = held_out_loss(run.components, run.datasets[HOLDOUT]) if HOLDOUT in run.datasets else None
-        summary = _summary(run, seconds, held_out)
-        write_model_card(
-            model_dir,
-            summary=summary,
-            config_yaml=(folder / "config.yaml").read_text(),
-            command=command,
-        )
-        write_losses(folder, run.state.losses, title=f"medcf train ({config.train.method})")
-        write_training_report(
-            folder, title=f"medcf training run: {folder.name}", summary=summary, prompts=run.samples.prompts
-        )
-        manifest = _manifest(folder)
-        manifest["sessions"][-1].update({"command": command, "end_step": run.state.step, "seconds": round(seconds, 1)})
-        manifest["replica_fingerprints"] = fingerprints
-        manifest["held_out_loss"] = held_out
-        write_json(folder / "manifest.json", manifest)
-    accelerator.wait_for_everyone()
-    return model_dir
-
-
-def _summary(run: Run, seconds: float, held_out: float | None) -> dict:
-    config, losses = run.config, run.state.losses
-    tail = losses[-50:]
-    return {
-        "method": config.train.method,
-        "data": f"{config.data.root} ({len(run.datasets[TRAIN])} training images, {config.data.resolution} px)",
-        "steps": run.state.step,
-        "batch": f"{config.train.batch_size} × {config.train.gradient_accumulation_steps} accumulation "
-        f"× {run.accelerator.num_processes} process(es)",
-        "latent drift δ (training)": f"{config.train.latent_drift} (target: {config.train.drift_target})",
-        "final loss (mean of last 50 steps)": f"{sum(tail) / max(1, len(tail)):.4f}",
-        "held-out loss (fixed noise, 8 timesteps)": "no held-out patients" if held_out is None else f"{held_out:.4f}",
-        "device": str(run.accelerator.device),
-        "training time this session": f"{seconds:.0f} s",
-    }
