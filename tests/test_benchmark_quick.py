@@ -29,7 +29,9 @@ def test_quick_benchmark_writes_the_table_and_repeats_its_numbers(tmp_path: Path
     assert plain["fid_effnet"] != runs["LoRA, δ=0.1"]["fid_effnet"]  # the same model, sampled differently
     findings = {row["finding"] for row in results["attribution"]}
     assert findings == {"nodule", "consolidation", "pleural_effusion", "cardiomegaly"}
-    assert results["smoking_effect"]["n"] == 8
+    effect = results["smoking_effect"]
+    assert effect["n"] == effect["truth"]["n"] == 8
+    assert effect["truth"]["mean_shift"] > 0.03 > effect["truth"]["outside_shift"]  # the renderer's lung shift
     markdown = (tmp_path / "first" / "cxr-synth-quick.md").read_text()
     assert "textual inversion, δ=0.1" in markdown and "Smoking effect map" in markdown
     assert (tmp_path / "first" / "cxr-synth-quick_fid.png").stat().st_size > 0

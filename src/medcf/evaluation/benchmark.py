@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from medcf.atomic import atomic_path
+from medcf.attribution.effect import population_effect
+from medcf.attribution.effect_pairs import cohort_anatomy_mask, cohort_pairs
 from medcf.attribution.to_folder import effect_to_folder
 from medcf.classifier import ImageClassifier, fit_classifier, labelled_images, load_classifier, save_classifier
 from medcf.classifier.features import ClassifierFeatures
@@ -178,6 +180,10 @@ def _stage_attribution(model: Path, classifier: ImageClassifier, size: SuiteSize
 
 
 def _stage_effect(model: Path, size: SuiteSize, folder: Path) -> dict[str, object]:
+    """The model's smoking effect map, and the renderer's true one on the same subjects beside it."""
     if not (folder / "effect.json").is_file():
         effect_to_folder(model, "smoking", folder, n=size.effect_pairs, num_inference_steps=size.eval_steps, seed=SEED)
-    return json.loads((folder / "effect.json").read_text())
+    pairs = cohort_pairs("cxr", attribute="smoking", size=size.resolution, seed=SEED)
+    mask = cohort_anatomy_mask("cxr", size=size.resolution, seed=SEED)
+    truth = population_effect(pairs, size.effect_pairs, attribute="smoking", anatomy_mask=mask, seed=SEED)
+    return json.loads((folder / "effect.json").read_text()) | {"truth": truth.summary()}

@@ -74,6 +74,7 @@ def _sections(results: dict, chart: str) -> list[Section]:
     environment, settings = results["environment"], results["settings"]
     table = [{column: row[column] for column in COLUMNS} for row in results["runs"]]
     effect = results["smoking_effect"]
+    truth = effect["truth"]
     return [
         Section("Setup", paragraphs=[
             f"Sizes: {json.dumps(settings)}; seed {results['seed']}; total {results['seconds'] / 60:.1f} min.",
@@ -92,6 +93,8 @@ def _sections(results: dict, chart: str) -> list[Section]:
         Section("Smoking effect map", paragraphs=[
             f"{effect['n']} matched pairs ({effect['low']} → {effect['high']}): mean shift inside the lungs "
             f"{effect['mean_shift']:+.4f} (95% CI {effect['ci_low']:+.4f} to {effect['ci_high']:+.4f}), "
-            f"outside {effect['outside_shift']:+.4f} display units.",
+            f"outside {effect['outside_shift']:+.4f} display units. The renderer's true effect on the same "
+            f"subjects: inside {truth['mean_shift']:+.4f} (95% CI {truth['ci_low']:+.4f} to "
+            f"{truth['ci_high']:+.4f}), outside {truth['outside_shift']:+.4f}.",
         ]),
     ]  # fmt: skip
