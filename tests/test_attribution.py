@@ -102,3 +102,33 @@ def test_train_classifier_to_folder_holds_out_patients(cxr_synth_root: Path, tmp
     assert load_classifier(folder).label_names == ["cardiomegaly"]
     for name in ("loss.png", "index.html", "report.md", "model.safetensors"):
         assert (folder / name).is_file()
+
+
+def test_bf16_precision_gives_float32_maps_close_to_fp32() -> None:
+    components = tiny_components(in_channels=1)
+    images = torch.linspace(-1, 1, 2 * 32 * 32).reshape(2, 1, 32, 32)
+    source, healthy = ["chest x-ray with a nodule"] * 2, ["normal chest x-ray"] * 2
+    options = {"num_inference_steps": 3, "sigma": 0.0}
+    full, half = (
+        counterpart_attribution(components, images, source, healthy, precision=precision, **options)
+        for precision in ("fp32", "bf16")
+    )
+    assert half.maps.dtype == half.counterparts.dtype == torch.float32
+    assert not torch.equal(half.maps, full.maps)  # bf16 really ran
+    correlation = torch.corrcoef(torch.stack([half.maps.flatten(), full.maps.flatten()]))[0, 1]
+    # a random tiny model amplifies rounding; the shipped model scores equal AUROC (benchmarks/attribution_fast_path)
+    assert correlation > 0.98 and (half.maps - full.maps).abs().mean() < 0.15 * full.maps.abs().mean()
+    with pytest.raises(ValueError, match="choose one of auto, fp32, bf16"):
+        counterpart_attribution(components, images, source, healthy, precision="fp16", **options)
+
+
+def test_auto_precision_is_bf16_only_with_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medcf.models import precision
+
+    cpu = torch.device("cpu")
+    for flags, expected in (({"avx512_bf16": True}, "bf16"), ({"amx_bf16": True}, "bf16"), ({"avx2": True}, "fp32")):
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda flags=flags: flags)
+        assert precision.resolve_precision("auto", cpu) == expected
+        assert (
+            precision.resolve_precision("fp32", cpu) == "fp32" and precision.resolve_precision("bf16", cpu) == "bf16"
+        )

@@ -20,6 +20,7 @@ from medcf.data.dicom import clinical_fields
 from medcf.editing.files import load_mask
 from medcf.editing.to_folder import counterfactual_to_folder, inpaint_to_folder
 from medcf.models import save_components, tiny_components
+from medcf.models.precision import resolve_precision
 from medcf.prompts import PromptTemplate
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -131,7 +132,12 @@ def test_attribution_writes_the_signed_map_and_the_classifier_baselines(model: P
         assert np.load(out / name).shape == (32, 32)
     for name in ("map.png", "overlay.png", "panel.png", "index.html"):
         assert (out / name).is_file()
-    assert "normal" in json.loads((out / "settings.json").read_text())["healthy prompt"].lower()
+    settings = json.loads((out / "settings.json").read_text())
+    assert "normal" in settings["healthy prompt"].lower()
+    assert settings["precision"] == resolve_precision("auto", torch.device("cpu"))  # what really ran
+    with pytest.raises(ValueError, match="precision='fp16'"):
+        attribute_to_folder(model, image, tmp_path / "never", row=["nodule=1"], precision="fp16", **FAST)
+    assert not (tmp_path / "never").exists()
 
 
 def test_effect_to_folder_averages_matched_pairs(model: Path, tmp_path: Path) -> None:

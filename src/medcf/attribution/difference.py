@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from medcf.editing import counterfactual
 from medcf.models import Components
+from medcf.models.precision import inference_precision
 
 
 @dataclass(frozen=True)
@@ -88,31 +89,46 @@ def counterpart_attribution(
     null_text: bool = False,
     sigma: float = 1.0,
     anatomy_mask: torch.Tensor | None = None,
+    precision: str = "auto",
 ) -> CounterpartAttribution:
     """Healthy counterparts of `images` for each seed, and the seed-averaged attribution maps.
 
     The inversion engine (the default: the better maps on the semi-synthetic CXR benchmark, README) is
     deterministic, so it runs once whatever `seeds` holds; SDEdit draws differ by seed and are averaged.
+    `precision` "auto" runs the model under bf16 autocast where the device has native bf16 (models/precision.py);
+    maps and counterparts come back in float32 either way.
     """
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed, e.g. seeds=(0,)")
     runs = seeds if engine == "sdedit" else seeds[:1]
-    counterparts = [
+    with inference_precision(precision, components.unet.device):
+        counterparts = _counterparts(
+            components, images, source_prompts, healthy_prompts, runs, engine=engine, strength=strength,
+            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, latent_drift=latent_drift,
+            null_text=null_text,
+        )  # fmt: skip
+    seed_maps = torch.stack([difference_map(images, counterpart) for counterpart in counterparts])
+    maps = refine_map(seed_maps.mean(dim=0), sigma=sigma, anatomy_mask=anatomy_mask)
+    return CounterpartAttribution(maps=maps, counterparts=counterparts[0], seed_maps=seed_maps)
+
+
+def _counterparts(
+    components: Components,
+    images: torch.Tensor,
+    source_prompts: list[str],
+    healthy_prompts: list[str],
+    seeds: Sequence[int],
+    **options: object,
+) -> list[torch.Tensor]:
+    """One float32 healthy counterpart batch per seed."""
+    return [
         counterfactual(
             components,
             images,
             source_prompts,
             healthy_prompts,
-            engine=engine,
-            strength=strength,
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            latent_drift=latent_drift,
-            null_text=null_text,
             generator=torch.Generator().manual_seed(seed),
-        )  # fmt: skip
-        for seed in runs
+            **options,
+        ).float()
+        for seed in seeds
     ]
-    seed_maps = torch.stack([difference_map(images, counterpart) for counterpart in counterparts])
-    maps = refine_map(seed_maps.mean(dim=0), sigma=sigma, anatomy_mask=anatomy_mask)
-    return CounterpartAttribution(maps=maps, counterparts=counterparts[0], seed_maps=seed_maps)

@@ -22,6 +22,7 @@ from medcf.editing import healthy_prompts
 from medcf.editing.files import clinical_row, load_mask, load_model_input, model_resolution, reproducibility
 from medcf.figures import overlay, panel, save_figure, signed_heatmap, with_colour_bar
 from medcf.models import Components, load_components
+from medcf.models.precision import check_precision, resolve_precision
 from medcf.prompts import PromptTemplate
 from medcf.prompts.fields import parse_finding
 from medcf.report import Section, write_report
@@ -42,13 +43,16 @@ def attribute_to_folder(
     latent_drift: float | Sequence[float] = 0.0,
     sigma: float = 1.0,
     anatomy_mask: str | Path | None = None,
+    precision: str = "auto",
     components: Components | None = None,
 ) -> Path:
     """map.npy (signed M = x − x_healthy), map.png, overlay.png, counterpart.png, panel.png, report; plus
     saliency.npy / gradcam.npy of `classifier` for the image's findings when a classifier is given."""
+    check_precision(precision)
     out = new_output_folder(out)
     network = None if classifier is None else load_classifier(classifier)
     components = components or load_components(model)
+    precision = resolve_precision(precision, components.unet.device)
     resolution = model_resolution(components)
     source = load_model_input(image, resolution)
     clinical = clinical_row(source.image, row)
@@ -57,7 +61,7 @@ def attribute_to_folder(
     result = counterpart_attribution(
         components, source.pixels, [source_prompt], [healthy_prompt], seeds=seeds, engine=engine,
         strength=strength, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-        latent_drift=latent_drift, sigma=sigma, anatomy_mask=anatomy,
+        latent_drift=latent_drift, sigma=sigma, anatomy_mask=anatomy, precision=precision,
     )  # fmt: skip
     signed = result.maps[0, 0].numpy()
     limit = max(float(np.abs(signed).max()), 1e-6)
@@ -72,6 +76,7 @@ def attribute_to_folder(
         "model": str(model), "image": str(image), "source prompt": source_prompt, "healthy prompt": healthy_prompt,
         "engine": engine, "strength": strength, "steps": num_inference_steps, "guidance": guidance_scale,
         "latent drift": latent_drift, "seeds": list(seeds), "sigma": sigma, "classifier": str(classifier or ""),
+        "precision": precision,
     }  # fmt: skip
     with atomic_folder(out) as staging:
         np.save(staging / "map.npy", signed)

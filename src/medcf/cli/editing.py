@@ -99,6 +99,9 @@ def attribute(
     drift: DriftOption = "0",
     sigma: Annotated[float, typer.Option(help="Gaussian smoothing of the map, pixels.")] = 1.0,
     anatomy_mask: Annotated[Path | None, typer.Option(help="Keep the map inside this mask only.")] = None,
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16 where the device has it natively, else fp32), fp32 or bf16.")
+    ] = "auto",
     seed: SeedOption = 0,
 ) -> None:
     """Where the image departs from its healthy counterpart: the signed map M = x − x_healthy, its overlay,
@@ -112,7 +115,7 @@ def attribute(
     folder = attribute_to_folder(
         model, image, out, row=row or [], classifier=classifier, seeds=range(seed, seed + seeds), engine=engine,
         strength=strength, num_inference_steps=steps, guidance_scale=guidance, latent_drift=parse_drift(drift),
-        sigma=sigma, anatomy_mask=anatomy_mask,
+        sigma=sigma, anatomy_mask=anatomy_mask, precision=precision,
     )  # fmt: skip
     typer.echo(f"attribution map: {folder / 'map.png'}\nreport: {folder / 'index.html'}")
 

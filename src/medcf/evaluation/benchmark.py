@@ -40,7 +40,8 @@ from medcf.training.record import environment
 SUITES = ("cxr-synth",)
 SEED = 0
 T = TypeVar("T")
-ATTRIBUTION = {"engine": "inversion", "strength": 0.6, "guidance_scale": 3.0}  # the healthy-counterpart settings
+# The healthy-counterpart settings; fp32 so that the table does not depend on the machine's bf16 units.
+ATTRIBUTION = {"engine": "inversion", "strength": 0.6, "guidance_scale": 3.0, "precision": "fp32"}
 REFERENCE = "basic fine-tune, δ=0"  # diverse prompts with patient info: the model attribution and effect use
 
 
