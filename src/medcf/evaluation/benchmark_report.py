@@ -77,7 +77,9 @@ def _sections(results: dict, chart: str) -> list[Section]:
     truth = effect["truth"]
     return [
         Section("Setup", paragraphs=[
-            f"Sizes: {json.dumps(settings)}; seed {results['seed']}; total {results['seconds'] / 60:.1f} min.",
+            f"Sizes: {json.dumps(settings)}; seed {results['seed']}; {results['seconds'] / 60:.1f} min in this "
+            "invocation (stages finished by earlier ones are reused: the table's train and score seconds are "
+            "each row's own, measured when it ran).",
             f"Machine: {environment['platform']}, {environment['cpu_count']} CPUs, GPU {environment['cuda']}; "
             f"Python {environment['python']}; " + ", ".join(f"{k} {v}" for k, v in environment["versions"].items()),
             "FID/KID: held-out patients vs one sample per held-out clinical row; EfficientNet-Lite0 features "
