@@ -32,7 +32,7 @@ from medcf.evaluation.generation import distribution_scores, generate_for_rows, 
 from medcf.evaluation.suite import SIZES, SuiteRun, SuiteSize, base_overrides, common_overrides, slug, suite_runs
 from medcf.metrics.features import EfficientNetLite0Features
 from medcf.models import load_components
-from medcf.prompts import PromptTemplate
+from medcf.prompts import PromptTemplate, instance_prompt
 from medcf.training import train, train_autoencoder
 from medcf.training.data import TRAIN, load_cohorts
 from medcf.training.record import environment
@@ -140,8 +140,7 @@ def _score(
     started, components = time.perf_counter(), load_components(model)
     rows = held_out.rows[: size.eval_samples]
     prompts = rendered_prompts(PromptTemplate.from_pretrained(model), rows, seed=SEED)
-    if run.instance_prompt:
-        prompts = [run.instance_prompt.replace("{prompt}", prompt) for prompt in prompts]
+    prompts = [instance_prompt(prompt, run.instance_prompt) for prompt in prompts]
     samples = generate_for_rows(
         components, prompts, resolution=size.resolution, num_inference_steps=size.eval_steps,
         latent_drift=run.sampling_drift, seed=SEED, desc=f"medcf benchmark: {run.name}",
