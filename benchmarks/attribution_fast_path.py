@@ -56,9 +56,9 @@ def attribute(
 ) -> torch.Tensor:
     source, healthy = healthy_prompts(template, rows)
     options = {"engine": "inversion", "strength": 0.6, "num_inference_steps": steps, "guidance_scale": 3.0}
-    precision = torch.autocast(components.unet.device.type, dtype=torch.bfloat16, enabled=bf16)
-    with torch.no_grad(), precision:
-        return counterpart_attribution(components, images, source, healthy, **options).maps.float()
+    precision = "bf16" if bf16 else "fp32"  # explicit: medcf's default "auto" would pick bf16 on such a device
+    with torch.no_grad():
+        return counterpart_attribution(components, images, source, healthy, precision=precision, **options).maps
 
 
 def measure(components: Components, template: PromptTemplate, *, cases: int, steps: int) -> dict[str, object]:
