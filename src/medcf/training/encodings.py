@@ -71,13 +71,13 @@ def build_encoding_cache(
     budget = train_config.encoding_cache_mb * 2**20
     if budget <= 0:
         return None, "encoding cache off (train.encoding_cache_mb=0)"
-    prompts = _prompts(dataset, train_config.instance_prompt, prior)
+    vae = components.vae
+    frozen = {"posteriors": _frozen(vae.encoder, vae.quant_conv), "embeddings": _frozen(components.text_encoder)}
+    prompts = _prompts(dataset, train_config.instance_prompt, prior) if frozen["embeddings"] else []
     sizes = {
         "posteriors": _posterior_bytes(components, dataset, prior),
         "embeddings": _embedding_bytes(components, prompts),
     }
-    vae = components.vae
-    frozen = {"posteriors": _frozen(vae.encoder, vae.quant_conv), "embeddings": _frozen(components.text_encoder)}
     kept = [name for name in sizes if frozen[name] and sizes[name] <= budget]
     if sum(sizes[name] for name in kept) > budget:
         kept = [min(kept, key=lambda name: sizes[name])]
