@@ -1,15 +1,19 @@
 # Two entry points (README): `make demo` runs the main job, `make test` runs the test suite.
-# Both create .venv and install medcf into it on first use; torch is pinned by constraints.txt.
+# Both create .venv and install medcf into it on first use, every package at the version constraints.txt locks.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The one pin chosen by hand: the CPU wheel on these machines' disk (a looser pin pulls GBs of CUDA wheels).
+TORCH := torch==2.13.0
+LOCK_VENV := /tmp/medcf-lock-venv
+LATEST_VENV := .venv-latest
 
-.PHONY: demo test test-slow lint clean
+.PHONY: demo test test-slow test-latest lint lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
@@ -26,5 +30,27 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 
+# Rewrites constraints.txt (torch as $(TORCH): the local '+cpu' label would match no other machine's wheel) from a fresh venv: torch pinned, everything else the newest that pyproject.toml's
+# ranges allow today. Run `make test-latest` first, then this, then `make test test-slow` before committing.
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/pip install --quiet "$(TORCH)" -e ".[dev]"
+	{ echo "# The lock: every package of a fresh 'pip install -e .[dev]' with $(TORCH), written by 'make lock'"; \
+	  echo "# on $$(date -u +%F) under $$($(LOCK_VENV)/bin/python --version). Edit pyproject.toml, not this file."; \
+	  echo "$(TORCH)"; \
+	  $(LOCK_VENV)/bin/pip freeze --all --exclude-editable | grep -v '^torch==' | LC_ALL=C sort -f; } > constraints.txt
+	rm -rf $(LOCK_VENV)
+
+# Drift watch, not CI: the fast suite in a separate venv with the newest versions pyproject.toml allows.
+test-latest:
+	rm -rf $(LATEST_VENV)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/pip install --quiet --upgrade pip
+	$(LATEST_VENV)/bin/pip install --quiet "$(TORCH)" -e ".[dev]"
+	$(LATEST_VENV)/bin/pip freeze --all --exclude-editable | diff constraints.txt - | grep '^[<>]' || true
+	$(LATEST_VENV)/bin/python -m pytest -m "not slow and not gpu and not locked" -q -p no:cacheprovider
+
 clean:
-	rm -rf $(VENV) demo-output
+	rm -rf $(VENV) $(LATEST_VENV) demo-output
