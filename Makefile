@@ -49,7 +49,9 @@ test-latest:
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/pip install --quiet --upgrade pip
 	$(LATEST_VENV)/bin/pip install --quiet "$(TORCH)" -e ".[dev]"
-	$(LATEST_VENV)/bin/pip freeze --all --exclude-editable | diff constraints.txt - | grep '^[<>]' || true
+	$(LATEST_VENV)/bin/pip freeze --all --exclude-editable | grep -v '^torch==' | LC_ALL=C sort -f > $(LATEST_VENV)/freeze.txt
+	@echo "newest allowed versions against the lock (< locked, > newest):"
+	grep -v -e '^#' -e '^torch==' constraints.txt | diff - $(LATEST_VENV)/freeze.txt || true
 	$(LATEST_VENV)/bin/python -m pytest -m "not slow and not gpu and not locked" -q -p no:cacheprovider
 
 clean:
