@@ -71,6 +71,8 @@ class TrainConfig:
     sample_every: int = 500  # steps between sample grids (0 = only at the end)
     seed: int = 0  # seeds model init, data order, noise and sampling
     encoding_cache_mb: float = 2048  # memory for frozen encoders' outputs, computed once (0 = encode every step)
+    gradient_checkpointing: bool = False  # recompute activations in backward: ~30% more compute, far less memory
+    use_8bit_adam: bool = False  # bitsandbytes AdamW8bit, 8-bit Adam moments (Dettmers et al. 2022); CUDA, extra [gpu]
 
 
 @dataclass

@@ -75,5 +75,7 @@ def _summary(run: Run, seconds: float, held_out: float | None) -> dict:
         "final loss (mean of last 50 steps)": f"{sum(tail) / max(1, len(tail)):.4f}",
         "held-out loss (fixed noise, 8 timesteps)": "no held-out patients" if held_out is None else f"{held_out:.4f}",
         "device": str(run.accelerator.device),
+        "attention / optimizer": f"{run.memory['attention']} / {run.memory['optimizer']}",
+        "gradient checkpointing": ", ".join(run.memory["gradient_checkpointing"]) or "off",
         "training time this session": f"{seconds:.0f} s",
     }

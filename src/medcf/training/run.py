@@ -22,6 +22,7 @@ from medcf.prompts import instance_prompt
 from medcf.training.checkpoint import LoopState, latest_checkpoint
 from medcf.training.data import HOLDOUT, TRAIN, data_fingerprint, load_cohorts, training_dataset
 from medcf.training.encodings import EncodingCache, build_encoding_cache
+from medcf.training.memory import check_memory_options, enable_gradient_checkpointing, make_optimizer, memory_summary
 from medcf.training.methods import prepare_method
 from medcf.training.prior import generate_class_images
 from medcf.training.record import (
@@ -55,6 +56,7 @@ class Run:
     prior: PriorImages | None
     samples: SampleSpec
     datasets: dict
+    memory: dict  # attention kernel, optimizer implementation, checkpointed modules: stated in the manifest
     encodings: EncodingCache | None = None  # frozen encoders' outputs (training/encodings.py)
     encodings_note: str = ""
 
@@ -62,6 +64,7 @@ class Run:
 def setup_run(config: Config, folder: Path) -> Run:
     """Build everything from the config; restore the newest checkpoint of `folder` when there is one."""
     train_config, data_config = config.train, config.data
+    check_memory_options(use_8bit_adam=train_config.use_8bit_adam)
     check_paths(config)
     if train_config.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise ValueError("train.mixed_precision=fp16 needs a GPU; use bf16 or no on CPU")
@@ -77,11 +80,18 @@ def setup_run(config: Config, folder: Path) -> Run:
         getattr(components, name).to(accelerator.device)
     datasets = training_datasets(config)
     parameters = prepare_method(components, train_config.method, **_method_options(config))
+    checkpointed = enable_gradient_checkpointing(components) if train_config.gradient_checkpointing else []
     prior = _prior(components, config) if train_config.method == "dreambooth" else None
     if prior is not None and accelerator.is_main_process:  # the class images, for the user to inspect
         write_sample_grid(prior.images, folder / "class_images.png")
     weight_decay = 0.0 if train_config.method == "textual-inversion" else train_config.adam_weight_decay
-    optimizer = torch.optim.AdamW(parameters, lr=train_config.learning_rate, weight_decay=weight_decay)
+    optimizer = make_optimizer(
+        parameters,
+        learning_rate=train_config.learning_rate,
+        weight_decay=weight_decay,
+        use_8bit_adam=train_config.use_8bit_adam,
+    )
+    memory = memory_summary(components.unet, optimizer, checkpointed)  # before accelerate wraps the optimizer
     lr_scheduler = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=train_config.lr_warmup_steps)
     names = [name for name in TRAINABLE if any(p.requires_grad for p in getattr(components, name).parameters())]
     *modules, optimizer = accelerator.prepare(*[getattr(components, name) for name in names], optimizer)
@@ -104,6 +114,7 @@ def setup_run(config: Config, folder: Path) -> Run:
         prior=prior,
         samples=_sample_spec(config, datasets, has_mask_condition(components)),
         datasets=datasets,
+        memory=memory,
     )
     run.encodings, run.encodings_note = build_encoding_cache(
         config, components, datasets[TRAIN], prior, progress=accelerator.is_main_process
@@ -256,6 +267,7 @@ def _start(run: Run) -> None:
         manifest.setdefault("data_fingerprint", data_fingerprint(run.datasets[TRAIN].cohort))
         manifest.setdefault("seed", run.config.train.seed)
         manifest["encoding_cache"] = run.encodings_note
+        manifest["memory"] = run.memory
         manifest["environment"] = environment()
         manifest["num_processes"] = accelerator.num_processes
         manifest.setdefault("sessions", []).append(

@@ -16,6 +16,7 @@ from diffusers import AutoencoderKL
 from tqdm.auto import tqdm
 
 from medcf.metrics import psnr, ssim
+from medcf.training.memory import make_optimizer
 
 
 class PosteriorAutoencoder(torch.nn.Module):
@@ -65,7 +66,8 @@ def train_vae(
         )
     accelerator = accelerator or Accelerator()
     vae.to(accelerator.device).train()
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=learning_rate)
+    # torch's AdamW default weight decay (1e-2), fused on CUDA (memory.py)
+    optimizer = make_optimizer(list(vae.parameters()), learning_rate=learning_rate, weight_decay=1e-2)
     model, optimizer, dataloader = accelerator.prepare(PosteriorAutoencoder(vae), optimizer, dataloader)
     # Posterior noise from our own generator (one stream per process): the run depends on `seed` alone.
     generator = torch.Generator(accelerator.device).manual_seed(seed * 1000 + accelerator.process_index)
