@@ -118,17 +118,19 @@ def test_bf16_precision_gives_float32_maps_close_to_fp32() -> None:
     correlation = torch.corrcoef(torch.stack([half.maps.flatten(), full.maps.flatten()]))[0, 1]
     # a random tiny model amplifies rounding; the shipped model scores equal AUROC (benchmarks/attribution_fast_path)
     assert correlation > 0.98 and (half.maps - full.maps).abs().mean() < 0.15 * full.maps.abs().mean()
-    with pytest.raises(ValueError, match="choose one of auto, fp32, bf16"):
+    with pytest.raises(ValueError, match="precision=fp16: half-precision autocast needs a GPU"):
         counterpart_attribution(components, images, source, healthy, precision="fp16", **options)
 
 
-def test_auto_precision_is_bf16_only_with_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_precision_is_fp32_on_every_cpu_and_half_on_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     from medcf.models import precision
 
     cpu = torch.device("cpu")
-    for flags, expected in (({"avx512_bf16": True}, "bf16"), ({"amx_bf16": True}, "bf16"), ({"avx2": True}, "fp32")):
-        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda flags=flags: flags)
-        assert precision.resolve_precision("auto", cpu) == expected
-        assert (
-            precision.resolve_precision("fp32", cpu) == "fp32" and precision.resolve_precision("bf16", cpu) == "bf16"
-        )
+    assert precision.resolve_precision("auto", cpu) == "fp32"  # the same numbers on any CPU, bf16 units or not
+    assert precision.resolve_precision("bf16", cpu) == "bf16" and precision.resolve_precision("fp32", cpu) == "fp32"
+    with pytest.raises(ValueError, match="fp16: half-precision autocast needs a GPU"):
+        precision.resolve_precision("fp16", cpu)
+    for native, expected in ((True, "bf16"), (False, "fp16")):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True, n=native: n)
+        assert precision.resolve_precision("auto", torch.device("cuda", 0)) == expected
+    assert precision.resolve_precision("auto", torch.device("mps")) == "fp16"

@@ -135,7 +135,7 @@ def test_attribution_writes_the_signed_map_and_the_classifier_baselines(model: P
     settings = json.loads((out / "settings.json").read_text())
     assert "normal" in settings["healthy prompt"].lower()
     assert settings["precision"] == resolve_precision("auto", torch.device("cpu"))  # what really ran
-    with pytest.raises(ValueError, match="precision='fp16'"):
+    with pytest.raises(ValueError, match="precision=fp16: half-precision autocast needs a GPU"):
         attribute_to_folder(model, image, tmp_path / "never", row=["nodule=1"], precision="fp16", **FAST)
     assert not (tmp_path / "never").exists()
 

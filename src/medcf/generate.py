@@ -92,8 +92,9 @@ def generate(
     embeds = encode_prompts(components, [NULL_PROMPT] * len(prompts) + list(prompts))
 
     # 2. Prior z_T ~ N(δ·1, I) (Latent Drift), scaled to the sampler's initial noise level
-    if latents is None:
-        latents = torch.randn(shape, generator=generator, device=device, dtype=unet.dtype)
+    if latents is None:  # drawn where the generator lives: a CPU generator gives the same noise on any device
+        noise_device = generator.device if generator is not None else device
+        latents = torch.randn(shape, generator=generator, device=noise_device, dtype=unet.dtype)
     elif latents.shape != shape:
         raise ValueError(f"latents shape {tuple(latents.shape)}: expected {shape} for these prompts and size")
     latents = latents.to(device, unet.dtype) * sampler.init_noise_sigma

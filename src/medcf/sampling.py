@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from medcf.data.dataset import resize_square
 from medcf.figures import grid, save_figure
 from medcf.generate import generate
 from medcf.models import Components, check_prompt_lengths, has_mask_condition, load_components, vae_scale_factor
+from medcf.models.device import run_settings
+from medcf.models.precision import inference_precision
 
 
 def generate_to_folder(
@@ -29,28 +32,32 @@ def generate_to_folder(
     mask: str | Path | None = None,
     batch_size: int = 8,
     seed: int = 0,
+    device: str = "auto",
+    precision: str = "auto",
 ) -> Path:
-    """Write `out/NNNN.png` per prompt (16-bit grey), `grid.png` and `prompts.csv`; image i uses noise seed+i."""
+    """Write `out/NNNN.png` per prompt (16-bit grey), `grid.png` and `prompts.csv`; image i uses noise seed+i,
+    drawn on the CPU, so a seed gives the same noise on every device."""
     out = new_output_folder(out)
     if not prompts:
         raise ValueError("no prompts given; pass at least one --prompt")
-    components = model if isinstance(model, Components) else load_components(model)
+    components = model if isinstance(model, Components) else load_components(model, device=device)
     check_prompt_lengths(components.tokenizer, list(prompts))
-    images = [
-        _batch(
-            components,
-            prompts,
-            start,
-            min(start + batch_size, len(prompts)),
-            mask,
-            seed,
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            scheduler=scheduler,
-            latent_drift=latent_drift,
-        )
-        for start in range(0, len(prompts), batch_size)
-    ]
+    with inference_precision(precision, components.unet.device):
+        images = [
+            _batch(
+                components,
+                prompts,
+                start,
+                min(start + batch_size, len(prompts)),
+                mask,
+                seed,
+                num_inference_steps=num_inference_steps,
+                guidance_scale=guidance_scale,
+                scheduler=scheduler,
+                latent_drift=latent_drift,
+            )
+            for start in range(0, len(prompts), batch_size)
+        ]
     pixels = ((torch.cat(images).mean(dim=1) + 1) / 2).clamp(0, 1).numpy()  # (N, H, W) display [0, 1]
     table = io.StringIO()
     writer = csv.writer(table)
@@ -60,6 +67,12 @@ def generate_to_folder(
             write_png(staging / f"{index:04d}.png", image)
             writer.writerow([f"{index:04d}.png", prompt, seed + index])
         (staging / "prompts.csv").write_text(table.getvalue())
+        settings = {
+            "steps": num_inference_steps, "guidance": guidance_scale, "scheduler": scheduler,
+            "latent drift": latent_drift, "batch size": batch_size, "seed": seed,
+            **run_settings(components.unet.device, precision),
+        }  # fmt: skip
+        (staging / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
         save_figure(grid(list(pixels)), staging / "grid.png")  # numbered like the files
     return out
 
@@ -84,4 +97,5 @@ def _batch(components: Components, prompts, start: int, stop: int, mask, seed: i
     elif mask is not None:
         raise ValueError(f"{mask}: this model takes no mask; drop --mask or use a mask-conditioned model")
     generator = torch.Generator().manual_seed(seed + start)  # stochastic samplers (DDPM) draw from it
-    return generate(components, list(prompts[start:stop]), latents=noise, generator=generator, mask=masks, **options)
+    images = generate(components, list(prompts[start:stop]), latents=noise, generator=generator, mask=masks, **options)
+    return images.float().cpu()

@@ -127,6 +127,7 @@ def run_edit(
         model.folder, source.path, [edit], workspace.new_folder("counterfactual"), row=_row_options(source.row),
         strength=strength, num_inference_steps=steps, latent_drift=latent_drift, seed=seed,
         guidance_scale=float(model.settings.get("guidance_scale", 3.0)), components=model.components,
+        precision=model.precision,
     )  # fmt: skip
     original = _read_png(folder / "original.png")
     edited = _read_png(folder / "counterfactual.png")
@@ -150,7 +151,7 @@ def run_inpaint(workspace: Workspace, source: Source, mask: np.ndarray, prompt: 
     mask_path = write_image(workspace.out / "patients" / f"mask-{folder.name}.png", (mask > 0.5).astype(np.float32))
     inpaint_to_folder(
         model.folder, source.path, mask_path, prompt, folder, num_inference_steps=steps, seed=seed,
-        latent_drift=model.settings.get("latent_drift", 0.0), components=model.components,
+        latent_drift=model.settings.get("latent_drift", 0.0), components=model.components, precision=model.precision,
     )  # fmt: skip
     return folder, _read_png(folder / "inpainted.png")
 

@@ -47,8 +47,11 @@ def effect_figure(result: EffectResult, anatomy_mask: np.ndarray) -> Image.Image
     return figure
 
 
-def write_effect(result: EffectResult, out: str | Path, *, anatomy_mask: np.ndarray) -> Path:
-    """Write the files listed in the module docstring into `out` (created if needed), each atomically."""
+def write_effect(
+    result: EffectResult, out: str | Path, *, anatomy_mask: np.ndarray, settings: dict[str, object] | None = None
+) -> Path:
+    """Write the files listed in the module docstring into `out` (created if needed), each atomically;
+    `settings` (how the pairs were made: device, precision, ...) join effect.json and the report's method."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     if np.shape(anatomy_mask) != result.effect_map.shape:
@@ -68,8 +71,8 @@ def write_effect(result: EffectResult, out: str | Path, *, anatomy_mask: np.ndar
     with atomic_path(folder / "pairs.csv") as temporary:
         temporary.write_text(_pairs_csv(result))
     with atomic_path(folder / "effect.json") as temporary:
-        temporary.write_text(json.dumps(result.summary(), indent=2) + "\n")
-    write_report(folder, f"Population effect of {result.attribute}", _sections(result))
+        temporary.write_text(json.dumps({**result.summary(), **(settings or {})}, indent=2) + "\n")
+    write_report(folder, f"Population effect of {result.attribute}", _sections(result, settings or {}))
     return folder
 
 
@@ -82,7 +85,7 @@ def _pairs_csv(result: EffectResult) -> str:
     return buffer.getvalue()
 
 
-def _sections(result: EffectResult) -> list[Section]:
+def _sections(result: EffectResult, settings: dict[str, object]) -> list[Section]:
     low, high = result.interval
     finding = (
         f"Mean shift inside the anatomy mask, {result.high} minus {result.low}: {result.mean_shift:+.4f} display "
@@ -95,7 +98,7 @@ def _sections(result: EffectResult) -> list[Section]:
         "all other fields equal, so their difference is the attribute's effect (DGM-VLC, Xing et al. 2024). The map "
         "is the pixel-wise mean of those differences; 1 display unit is black to white."
     )
-    table = [{"quantity": key, "value": value} for key, value in result.summary().items()]
+    table = [{"quantity": key, "value": value} for key, value in {**result.summary(), **settings}.items()]
     return [
         Section(
             f"Effect of {result.attribute}",

@@ -22,7 +22,8 @@ from medcf.editing import healthy_prompts
 from medcf.editing.files import clinical_row, load_mask, load_model_input, model_resolution, reproducibility
 from medcf.figures import overlay, panel, save_figure, signed_heatmap, with_colour_bar
 from medcf.models import Components, load_components
-from medcf.models.precision import check_precision, resolve_precision
+from medcf.models.device import run_settings
+from medcf.models.precision import check_precision, inference_precision
 from medcf.prompts import PromptTemplate
 from medcf.prompts.fields import parse_finding
 from medcf.report import Section, write_report
@@ -43,6 +44,7 @@ def attribute_to_folder(
     latent_drift: float | Sequence[float] = 0.0,
     sigma: float = 1.0,
     anatomy_mask: str | Path | None = None,
+    device: str = "auto",
     precision: str = "auto",
     components: Components | None = None,
 ) -> Path:
@@ -51,8 +53,9 @@ def attribute_to_folder(
     check_precision(precision)
     out = new_output_folder(out)
     network = None if classifier is None else load_classifier(classifier)
-    components = components or load_components(model)
-    precision = resolve_precision(precision, components.unet.device)
+    components = components or load_components(model, device=device)
+    run_on = run_settings(components.unet.device, precision)
+    precision = run_on["precision"]
     resolution = model_resolution(components)
     source = load_model_input(image, resolution)
     clinical = clinical_row(source.image, row)
@@ -76,7 +79,7 @@ def attribute_to_folder(
         "model": str(model), "image": str(image), "source prompt": source_prompt, "healthy prompt": healthy_prompt,
         "engine": engine, "strength": strength, "steps": num_inference_steps, "guidance": guidance_scale,
         "latent drift": latent_drift, "seeds": list(seeds), "sigma": sigma, "classifier": str(classifier or ""),
-        "precision": precision,
+        **run_on,
     }  # fmt: skip
     with atomic_folder(out) as staging:
         np.save(staging / "map.npy", signed)
@@ -147,10 +150,12 @@ def effect_to_folder(
     latent_drift: float | Sequence[float] = 0.0,
     batch_size: int = 16,
     seed: int = 0,
+    device: str = "auto",
+    precision: str = "auto",
     components: Components | None = None,
 ) -> Path:
     """`medcf effect`: n matched pairs on the cohort's clinical rows, averaged; see `population_effect`."""
-    components = components or load_components(model)
+    components = components or load_components(model, device=device)
     size = model_resolution(components)
     rows_low, rows_high = matched_rows(cohort_rows(cohort, n=n, seed=seed), attribute, low=low, high=high)
     template = PromptTemplate.from_pretrained(model)
@@ -159,7 +164,8 @@ def effect_to_folder(
         guidance_scale=guidance_scale, latent_drift=latent_drift, seed=seed,
     )  # fmt: skip
     mask = cohort_anatomy_mask(cohort, size=size, seed=seed, name=anatomy)
-    result = population_effect(
-        pairs, n, attribute=attribute, anatomy_mask=mask, low=low, high=high, batch_size=batch_size, seed=seed
-    )
-    return write_effect(result, out, anatomy_mask=mask)
+    with inference_precision(precision, components.unet.device):
+        result = population_effect(
+            pairs, n, attribute=attribute, anatomy_mask=mask, low=low, high=high, batch_size=batch_size, seed=seed
+        )
+    return write_effect(result, out, anatomy_mask=mask, settings=run_settings(components.unet.device, precision))

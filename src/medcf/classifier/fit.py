@@ -16,6 +16,8 @@ from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
 from medcf.classifier.network import DEFAULT_CHANNELS, ImageClassifier
+from medcf.models.device import resolve_device
+from medcf.models.precision import inference_precision, resolve_precision
 
 MAX_SHIFT = 1 / 16  # largest translation, as a fraction of the image side
 INTENSITY_JITTER = 0.1  # largest relative contrast change and additive brightness shift, in [-1, 1] units
@@ -34,6 +36,7 @@ def fit_classifier(
     seed: int,
     channels: Sequence[int] = DEFAULT_CHANNELS,
     device: str | torch.device = "cpu",
+    precision: str = "fp32",
     progress: bool = True,
 ) -> tuple[ImageClassifier, dict[str, Any]]:
     """Train on images (N, 1, S, S) in [-1, 1] with labels (N, K) in {0, 1}; deterministic in `seed` on CPU.
@@ -50,6 +53,9 @@ def fit_classifier(
             raise ValueError(f"val_images are {val_images.shape[-1]} px, images {images.shape[-1]} px; use one size")
     if steps < 1 or batch_size < 1 or learning_rate <= 0:
         raise ValueError(f"steps={steps}, batch_size={batch_size}, learning_rate={learning_rate}: all must be > 0")
+    device = resolve_device(device)
+    if resolve_precision(precision, device) == "fp16":  # fp16 gradients underflow without loss scaling
+        raise ValueError("precision=fp16: the classifier trains in fp32 or bf16; pass --precision bf16 or fp32")
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's global RNG
         torch.manual_seed(seed)
         model = ImageClassifier(label_names, image_size=images.shape[-1], channels=channels).to(device)
@@ -62,7 +68,9 @@ def fit_classifier(
         chosen = torch.randperm(len(images), generator=generator)[:batch_size]
         batch = augment(images[chosen].float(), generator=generator).to(device)
         # 2. Multi-label loss: one independent sigmoid per label
-        loss = F.binary_cross_entropy_with_logits(model(batch), labels[chosen].float().to(device))
+        with inference_precision(precision, device):
+            logits = model(batch)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), labels[chosen].float().to(device))
         # 3. Update
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -12,6 +12,7 @@ from medcf.classifier.storage import save_classifier
 from medcf.data import split_by_patient
 from medcf.data.adapters import image_folder
 from medcf.figures import line_chart
+from medcf.models.device import resolve_device, run_settings
 from medcf.report import Section, write_report
 
 
@@ -28,24 +29,30 @@ def train_classifier_to_folder(
     batch_size: int = 32,
     learning_rate: float = 2e-3,
     seed: int = 0,
+    device: str = "auto",
+    precision: str = "auto",
     progress: bool = True,
 ) -> Path:
     """Train on the patients outside a held-out `holdout_fraction`; the held-out AUROC per label is in
     metrics.json, the model card and the report. Returns the classifier folder `out`."""
     if not 0 < holdout_fraction < 1:
         raise ValueError(f"holdout_fraction={holdout_fraction}: give a fraction in (0, 1), e.g. 0.1")
+    run_on = run_settings(resolve_device(device), precision)
+    if precision == "auto" and run_on["precision"] == "fp16":  # a GPU without bf16: fp16 training needs loss scaling
+        run_on["precision"] = "fp32"
     cohort = image_folder(root, csv, modality=modality)
     parts = split_by_patient(cohort, {"train": 1 - holdout_fraction, "holdout": holdout_fraction}, seed=seed)
     train = labelled_images(parts["train"], resolution=resolution, label_names=label_names)
     held_out = labelled_images(parts["holdout"], resolution=resolution, label_names=train.label_names)
     model, history = fit_classifier(
         train.images, train.labels, train.label_names, val_images=held_out.images, val_labels=held_out.labels,
-        steps=steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed, progress=progress,
+        steps=steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed, device=device,
+        precision=run_on["precision"], progress=progress,
     )  # fmt: skip
     metrics = {
         "data": str(root), "train_images": len(train.ids), "holdout_images": len(held_out.ids),
         "steps": steps, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
-        "holdout_auroc": history["auroc"], "holdout_accuracy": history["accuracy"],
+        "holdout_auroc": history["auroc"], "holdout_accuracy": history["accuracy"], **run_on,
     }  # fmt: skip
 
     settings = {key: value for key, value in metrics.items() if not key.startswith("holdout_")}

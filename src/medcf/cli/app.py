@@ -36,6 +36,12 @@ SetOption = Annotated[
     typer.Option("--set", help="Override one config field, e.g. --set train.max_steps=200 (repeatable)."),
 ]
 ModelOption = Annotated[Path, typer.Option("--model", help="Model folder (diffusers layout, e.g. RUN/model).")]
+DeviceOption = Annotated[
+    str, typer.Option(help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps.", show_default=True)
+]
+PrecisionOption = Annotated[
+    str, typer.Option(help="auto (bf16 on a bf16 GPU, fp16 on other GPUs, fp32 on CPU), fp32, bf16 or fp16.")
+]
 
 
 def parse_drift(text: str, *, scalar: bool = True) -> float | list[float]:
@@ -45,6 +51,16 @@ def parse_drift(text: str, *, scalar: bool = True) -> float | list[float]:
     except ValueError:
         raise ValueError(f"{text!r}: give a number like 0.05 or comma-separated numbers like 0.1,0,0,0") from None
     return values[0] if scalar and len(values) == 1 else values
+
+
+def check_device(device: str, precision: str) -> tuple[str, str]:
+    """(device, precision) as they will run, e.g. ("cuda:0", "bf16"); a one-line error before any work when the
+    device is absent or the precision impossible on it."""
+    from medcf.models.device import resolve_device
+    from medcf.models.precision import resolve_precision
+
+    where = resolve_device(device)
+    return str(where), resolve_precision(precision, where)
 
 
 def check_inputs(**paths: Path | None) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from medcf.cli.app import SeedOption, app
+from medcf.cli.app import DeviceOption, PrecisionOption, SeedOption, app, check_device, check_inputs
 
 
 @app.command()
@@ -19,14 +19,18 @@ def demo(
     model: Annotated[
         Path | None, typer.Option(help="A 64 px chest X-ray model folder to tour instead of the shipped one.")
     ] = None,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Run the end-to-end demo with the shipped model on held-out patients and RG1_UNCR.dcm; writes OUT/index.html.
 
     Example: `medcf demo --out demo-output`
     """
+    check_inputs(model=model)
+    device, precision = check_device(device, precision)
     from medcf.demo import run_demo
 
-    report = run_demo(out, seed=seed, model=model)
+    report = run_demo(out, seed=seed, model=model, device=device, precision=precision)
     typer.echo(f"demo report: {report}")
 
 

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from medcf.cli.app import ModelOption, SeedOption, app, check_inputs, parse_drift
+from medcf.cli.app import (
+    DeviceOption,
+    ModelOption,
+    PrecisionOption,
+    SeedOption,
+    app,
+    check_device,
+    check_inputs,
+    parse_drift,
+)
 
 ImageOption = Annotated[Path, typer.Option("--image", help="PNG, DICOM or NIfTI slice.")]
 OutOption = Annotated[Path, typer.Option("--out", help="New folder for the result PNGs, panel and report.")]
@@ -37,6 +46,8 @@ def counterfactual_command(
     null_text: Annotated[bool, typer.Option(help="Null-text inversion for fidelity (slower).")] = False,
     mask: Annotated[Path | None, typer.Option(help="Only this region may change (white on black).")] = None,
     seed: SeedOption = 0,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
 ) -> None:
     """The image with its clinical row edited: writes the counterfactual (PNG, and DICOM/NIfTI like the
     input), the signed change and a side-by-side panel.
@@ -44,11 +55,13 @@ def counterfactual_command(
     Example: `medcf counterfactual --model runs/cxr/model --image x.dcm --set pneumonia=absent --out cf`
     """
     check_inputs(model=model, image=image, mask=mask)
+    device, precision = check_device(device, precision)
     from medcf.editing.to_folder import counterfactual_to_folder
 
     folder = counterfactual_to_folder(
         model, image, set_, out, row=row or [], engine=engine, strength=strength, num_inference_steps=steps,
         guidance_scale=guidance, latent_drift=parse_drift(drift), null_text=null_text, mask=mask, seed=seed,
+        device=device, precision=precision,
     )  # fmt: skip
     typer.echo(f"counterfactual: {folder / 'counterfactual.png'}\nreport: {folder / 'index.html'}")
 
@@ -65,6 +78,8 @@ def inpaint(
     drift: DriftOption = "0",
     resample: Annotated[int, typer.Option(help="RePaint resampling per step (1 = none).")] = 2,
     seed: SeedOption = 0,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Induce a finding inside a mask from a prompt, zero-shot; outside the mask the image is unchanged.
 
@@ -72,11 +87,12 @@ def inpaint(
     right lower lobe consolidation" --out lesion`
     """
     check_inputs(model=model, image=image, mask=mask)
+    device, precision = check_device(device, precision)
     from medcf.editing.to_folder import inpaint_to_folder
 
     folder = inpaint_to_folder(
         model, image, mask, prompt, out, num_inference_steps=steps, guidance_scale=guidance,
-        latent_drift=parse_drift(drift), resample_steps=resample, seed=seed,
+        latent_drift=parse_drift(drift), resample_steps=resample, seed=seed, device=device, precision=precision,
     )  # fmt: skip
     typer.echo(f"inpainted: {folder / 'inpainted.png'}\nreport: {folder / 'index.html'}")
 
@@ -99,10 +115,9 @@ def attribute(
     drift: DriftOption = "0",
     sigma: Annotated[float, typer.Option(help="Gaussian smoothing of the map, pixels.")] = 1.0,
     anatomy_mask: Annotated[Path | None, typer.Option(help="Keep the map inside this mask only.")] = None,
-    precision: Annotated[
-        str, typer.Option(help="auto (bf16 where the device has it natively, else fp32), fp32 or bf16.")
-    ] = "auto",
     seed: SeedOption = 0,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Where the image departs from its healthy counterpart: the signed map M = x − x_healthy, its overlay,
     the counterpart, and classifier baselines when given.
@@ -110,12 +125,13 @@ def attribute(
     Example: `medcf attribute --model runs/cxr/model --image x.png --row nodule=1 --out attribution`
     """
     check_inputs(model=model, image=image, classifier=classifier, anatomy_mask=anatomy_mask)
+    device, precision = check_device(device, precision)
     from medcf.attribution.to_folder import attribute_to_folder
 
     folder = attribute_to_folder(
         model, image, out, row=row or [], classifier=classifier, seeds=range(seed, seed + seeds), engine=engine,
         strength=strength, num_inference_steps=steps, guidance_scale=guidance, latent_drift=parse_drift(drift),
-        sigma=sigma, anatomy_mask=anatomy_mask, precision=precision,
+        sigma=sigma, anatomy_mask=anatomy_mask, device=device, precision=precision,
     )  # fmt: skip
     typer.echo(f"attribution map: {folder / 'map.png'}\nreport: {folder / 'index.html'}")
 
@@ -137,6 +153,8 @@ def effect(
     drift: DriftOption = "0",
     batch_size: Annotated[int, typer.Option(help="Pairs per forward batch.")] = 16,
     seed: SeedOption = 0,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Population effect of one attribute: matched pairs (same noise, same other fields) differing only in
     it, averaged into a signed effect map, with the mean shift inside the anatomy and its bootstrap 95% CI.
@@ -144,11 +162,13 @@ def effect(
     Example: `medcf effect --model runs/cxr/model --attribute smoking --n 200 --out smoking-effect`
     """
     check_inputs(model=model)
+    device, precision = check_device(device, precision)
     from medcf.attribution.to_folder import effect_to_folder
 
     folder = effect_to_folder(
         model, attribute, out, n=n, low=low, high=high, cohort=cohort, anatomy=anatomy, num_inference_steps=steps,
-        guidance_scale=guidance, latent_drift=parse_drift(drift), batch_size=batch_size, seed=seed,
+        guidance_scale=guidance, latent_drift=parse_drift(drift), batch_size=batch_size, seed=seed, device=device,
+        precision=precision,
     )  # fmt: skip
     typer.echo(f"effect map: {folder / 'effect_map.png'}\nreport: {folder / 'index.html'}")
 
@@ -164,6 +184,8 @@ def train_classifier(
     steps: Annotated[int, typer.Option(help="Training steps.")] = 1500,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 32,
     seed: SeedOption = 0,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Train the small CNN classifier (attribution baselines, effectiveness) with held-out patients.
 
@@ -173,9 +195,11 @@ def train_classifier(
         raise ValueError(
             f"{data / 'metadata.csv'}: not found; point --data at a dataset folder (e.g. from medcf synth)"
         )
+    device, precision = check_device(device, precision)
     from medcf.classifier import train_classifier_to_folder
 
     folder = train_classifier_to_folder(
-        data, out, resolution=resolution, label_names=label, steps=steps, batch_size=batch_size, seed=seed
-    )
+        data, out, resolution=resolution, label_names=label, steps=steps, batch_size=batch_size, seed=seed,
+        device=device, precision=precision,
+    )  # fmt: skip
     typer.echo(f"classifier: {folder}\nreport: {folder / 'index.html'}")

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from medcf.cli.app import ModelOption, SeedOption, app, check_inputs, parse_drift
+from medcf.cli.app import (
+    DeviceOption,
+    ModelOption,
+    PrecisionOption,
+    SeedOption,
+    app,
+    check_device,
+    check_inputs,
+    parse_drift,
+)
 
 
 @app.command()
@@ -29,6 +38,8 @@ def evaluate(
     drift: Annotated[str, typer.Option(help="Latent Drift δ at inference.")] = "0",
     attribution_cases: Annotated[int, typer.Option(help="Unseen semi-synthetic patients per finding.")] = 24,
     seed: SeedOption = 0,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Judge a model on its held-out patients: FID/KID per extractor, diversity, effectiveness, memorisation
     audit, counterfactual soundness and (semi-synthetic data) attribution against the true masks.
@@ -36,11 +47,12 @@ def evaluate(
     Example: `medcf evaluate --model runs/cxr/model --data cxr64 --classifier runs/classifier --out eval`
     """
     check_inputs(model=model, data=data, classifier=classifier, inception=inception)
+    device, precision = check_device(device, precision)
     from medcf.evaluation import EvaluationSettings, evaluate_to_folder
 
     settings = EvaluationSettings(
         n=n, num_inference_steps=steps, guidance_scale=guidance, latent_drift=parse_drift(drift),
-        attribution_cases=attribution_cases, seed=seed,
+        attribution_cases=attribution_cases, seed=seed, device=device, precision=precision,
     )  # fmt: skip
     folder = evaluate_to_folder(model, data, out, classifier=classifier, inception=inception, settings=settings)
     typer.echo(f"metrics: {folder / 'metrics.json'}\nreport: {folder / 'index.html'}")
@@ -56,6 +68,8 @@ def benchmark(
     work: Annotated[
         Path | None, typer.Option(help="Folder for data, models and caches (default: benchmarks/work/<suite>).")
     ] = None,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Reproduce the four papers' experiments at small scale on semi-synthetic CXR: FID/KID with and without
     Latent Drift for four fine-tuning methods, prompt styles, effectiveness, attribution vs baselines, and the
@@ -63,8 +77,10 @@ def benchmark(
 
     Example: `medcf benchmark --suite cxr-synth --quick --out /tmp/bench`
     """
+    check_device(device, precision)
     from medcf.evaluation.benchmark import run_benchmark
 
     name = f"{suite}-quick" if quick else suite
-    table = run_benchmark(suite, work or Path("benchmarks/work") / name, out, quick=quick)
+    table = run_benchmark(suite, work or Path("benchmarks/work") / name, out, quick=quick, device=device,
+                          precision=precision)  # fmt: skip
     typer.echo(f"table: {table}")

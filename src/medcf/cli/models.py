@@ -9,7 +9,18 @@ from typing import Annotated
 
 import typer
 
-from medcf.cli.app import ConfigOption, ModelOption, SeedOption, SetOption, app, check_inputs, parse_drift
+from medcf.cli.app import (
+    ConfigOption,
+    DeviceOption,
+    ModelOption,
+    PrecisionOption,
+    SeedOption,
+    SetOption,
+    app,
+    check_device,
+    check_inputs,
+    parse_drift,
+)
 
 RunOption = Annotated[Path, typer.Option("--out", help="Run folder; an existing run there is resumed.")]
 ProgressOption = Annotated[bool, typer.Option(help="Show a progress bar.")]
@@ -62,11 +73,14 @@ def generate(
     mask: Annotated[Path | None, typer.Option(help="Mask image for a mask-conditioned model.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward batch.")] = 8,
     seed: SeedOption = 0,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Generate images from prompts; writes one PNG per image, a grid and the prompt of each file.
 
     Example: `medcf generate --model runs/cxr/model --prompt "chest X-ray, pleural effusion" --n 8 --out samples`
     """
+    check_device(device, precision)
     from medcf.sampling import generate_to_folder
 
     folder = generate_to_folder(
@@ -80,6 +94,8 @@ def generate(
         mask=mask,
         batch_size=batch_size,
         seed=seed,
+        device=device,
+        precision=precision,
     )
     typer.echo(f"wrote {n} images and grid.png to {folder}")
 
@@ -120,35 +136,33 @@ def drift_search(
     scheduler: Annotated[str, typer.Option(help="ddim, ddpm or dpm++.")] = "ddim",
     fid: Annotated[bool, typer.Option(help="Also score each δ by FID (EfficientNet-Lite0 features).")] = True,
     seed: SeedOption = 0,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Grid-search the Latent Drift δ whose samples are closest (L1) to real images (Yeganeh et al. 2025, §3.4).
 
     Example: `medcf drift-search --model runs/cxr/model --data cxr-synth --n 200 --out runs/cxr/drift`
     """
+    check_inputs(model=model, data=data)
+    device, precision = check_device(device, precision)
     from medcf.metrics import EfficientNetLite0Features
     from medcf.models import load_components, vae_scale_factor
+    from medcf.models.precision import inference_precision
     from medcf.training.data import images_and_prompts
     from medcf.training.drift_search import drift_search as search
     from medcf.training.drift_search import write_drift_search
 
-    components = load_components(model)
+    components = load_components(model, device=device)
     vae_scale = vae_scale_factor(components)
     resolution = components.unet.config.sample_size * vae_scale
     real, prompts = images_and_prompts(data, resolution=resolution, modality=modality, seed=seed)
-    result = search(
-        components,
-        prompts,
-        real,
-        deltas=[float(d) for d in parse_drift(deltas, scalar=False)],
-        num_samples=n,
-        num_inference_steps=steps,
-        guidance_scale=guidance,
-        scheduler=scheduler,
-        seed=seed,
-        distance=distance,
-        extractor=EfficientNetLite0Features() if fid else None,
-    )
-    folder = write_drift_search(result, out)
+    with inference_precision(precision, components.unet.device):
+        result = search(
+            components, prompts, real, deltas=[float(d) for d in parse_drift(deltas, scalar=False)], num_samples=n,
+            num_inference_steps=steps, guidance_scale=guidance, scheduler=scheduler, seed=seed, distance=distance,
+            extractor=EfficientNetLite0Features() if fid else None,
+        )  # fmt: skip
+    folder = write_drift_search(result, out, settings={"device": device, "precision": precision})
     typer.echo(f"best δ = {result.best_delta:+.2f} ({distance}, {steps} {scheduler} steps); table: {folder}")
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from medcf.cli.app import app, check_inputs
+from medcf.cli.app import DeviceOption, PrecisionOption, app, check_device, check_inputs
 
 
 @app.command("app")
@@ -20,6 +20,8 @@ def app_command(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 7860,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Open the web UI: pick or upload an image, edit its clinical row, see the counterfactual, its signed
     attribution map and histogram, inpaint a painted region, download the results.
@@ -27,11 +29,12 @@ def app_command(
     Example: `medcf app` then open http://127.0.0.1:7860
     """
     check_inputs(model=model)
+    device, precision = check_device(device, precision)
     from medcf.app.session import Workspace
     from medcf.app.ui import launch
     from medcf.pretrained import PretrainedModel
 
     if host not in ("127.0.0.1", "localhost"):
         typer.echo(f"warning: binding {host}: anyone who can reach this machine can use the app and its files")
-    typer.echo(f"medcf app: http://{host}:{port} (Ctrl+C to stop); results in {out}")
-    launch(Workspace(PretrainedModel.load(model), out), host=host, port=port)
+    typer.echo(f"medcf app: http://{host}:{port} (Ctrl+C to stop); model on {device} at {precision}; results in {out}")
+    launch(Workspace(PretrainedModel.load(model, device=device, precision=precision), out), host=host, port=port)

@@ -40,25 +40,27 @@ MODEL_STEPS = {
 }
 
 
-def run_demo(out: Path, *, seed: int = 0, model: Path | None = None) -> Path:
+def run_demo(
+    out: Path, *, seed: int = 0, model: Path | None = None, device: str = "auto", precision: str = "auto"
+) -> Path:
     """Run every demo step into `out` (replacing an earlier demo there); returns its index.html.
 
-    `model` is a 64 px chest X-ray model folder (default: the shipped one)."""
+    `model` is a 64 px chest X-ray model folder (default: the shipped one), run on `device` at `precision`."""
     out = Path(out)
     _check_output(out)
     with atomic_folder(out) as staging:
-        _build(staging, seed=seed, model=model)
+        _build(staging, seed=seed, model=PretrainedModel.load(model, device=device, precision=precision))
     return out / "index.html"
 
 
-def _build(out: Path, *, seed: int, model: Path | None) -> None:
+def _build(out: Path, *, seed: int, model: PretrainedModel) -> None:
     with Progress(transient=True) as progress:
         task = progress.add_task("medcf demo: load the model", total=len(MODEL_STEPS) + 6)
-        demo_model = PretrainedModel.load(model)
-        sections = [model_sections.model_section(demo_model)]
+        sections = [model_sections.model_section(model)]
         for name, step in MODEL_STEPS.items():
             progress.update(task, advance=1, description=f"medcf demo: {name}")
-            sections.append(step(out, demo_model, seed=seed))
+            with model.autocast():
+                sections.append(step(out, model, seed=seed))
         progress.update(task, advance=1, description="medcf demo: synthesise cohorts")
         roots = {
             kind: synthesize(kind, out / "data" / kind, n=n, size=RESOLUTION, seed=seed, progress=False)

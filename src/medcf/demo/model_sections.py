@@ -23,6 +23,7 @@ from medcf.editing.to_folder import INPAINT_GUIDANCE, INPAINT_RESAMPLE, counterf
 from medcf.figures import mask_outline, panel, save_figure, signed_heatmap
 from medcf.generate import generate
 from medcf.models import folder_megabytes
+from medcf.models.device import run_settings
 from medcf.pretrained import PretrainedModel
 from medcf.report import Section, relative
 
@@ -40,6 +41,7 @@ def model_section(model: PretrainedModel) -> Section:
         {"item": "U-Net parameters", "value": f"{sum(p.numel() for p in unet.parameters()) / 1e6:.1f} M"},
         {"item": "prompt template", "value": repr(model.template)},
         *({"item": key, "value": value} for key, value in model.settings.items()),
+        *({"item": key, "value": value} for key, value in run_settings(model.device, model.precision).items()),
     ]
     text = (
         "A latent diffusion model trained from scratch by `medcf train` on 2700 semi-synthetic chest X-rays "
@@ -60,7 +62,8 @@ def as_model_input(images: list[np.ndarray]) -> torch.Tensor:
 
 
 def display(images: torch.Tensor) -> list[np.ndarray]:
-    return [image for image in ((images[:, 0] + 1) / 2).clamp(0, 1).numpy()]
+    """Images (B, C, H, W) in [-1, 1] on any device → display images (H, W) in [0, 1] on the host."""
+    return [image for image in ((images[:, 0].detach().float().cpu() + 1) / 2).clamp(0, 1).numpy()]
 
 
 def generation_section(
@@ -93,7 +96,8 @@ def attribution_section(out: Path, model: PretrainedModel, *, seed: int, per_fin
         cases = finding_cases(finding, n=per_finding, size=model.resolution, seed=seed)
         source, healthy = healthy_prompts(model.template, cases.rows, seed=seed)
         result = counterpart_attribution(
-            model.components, cases.images, source, healthy, seeds=(seed,), strength=0.6, **model.sampler()
+            model.components, cases.images, source, healthy, seeds=(seed,), strength=0.6, precision=model.precision,
+            **model.sampler(),
         )
         table.append({"finding": finding, "patients": per_finding, **score_maps(result.maps, cases.masks)})
         truth = (cases.images - cases.healthy)[:, 0].numpy() / 2
@@ -167,8 +171,10 @@ def radiograph_section(out: Path, model: PretrainedModel, *, seed: int) -> Secti
     row = ("age=50", "smoking=never")  # the header states sex and view only
     for edit in EDITS:
         folder = out / "radiograph" / edit.replace("+=", "_plus_").replace("=", "_")
-        counterfactual_to_folder(model.folder, radiograph, [edit], folder, row=row, seed=seed,
-                                 components=model.components, **model.sampler())  # fmt: skip
+        counterfactual_to_folder(
+            model.folder, radiograph, [edit], folder, row=row, seed=seed, components=model.components,
+            precision=model.precision, **model.sampler(),
+        )  # fmt: skip
         figures.append((relative(folder / "panel.png", out), f"RG1_UNCR.dcm, {edit} (folder: {folder.name}/)"))
     text = (
         "The real PA radiograph that ships with pydicom-data, read from DICOM (MONOCHROME1, VOI window), "

@@ -13,6 +13,8 @@ from medcf.editing.files import clinical_row, load_mask, load_model_input, model
 from medcf.editing.inpaint import inpaint
 from medcf.editing.rows import edit_prompts
 from medcf.models import Components, check_edit_survives_truncation, check_prompt_lengths, load_components
+from medcf.models.device import run_settings
+from medcf.models.precision import inference_precision
 from medcf.prompts import PromptTemplate
 
 # Inpainting defaults, chosen against the truth: regenerating 24 held-out consolidations (64 px model, 25 steps)
@@ -37,11 +39,14 @@ def counterfactual_to_folder(
     null_text: bool = False,
     mask: str | Path | None = None,
     seed: int = 0,
+    device: str = "auto",
+    precision: str = "auto",
     components: Components | None = None,
 ) -> Path:
     """The image with `edits` applied to its clinical row (header fields + `row` overrides); returns `out`."""
     out = new_output_folder(out)
-    components = components or load_components(model)
+    components = components or load_components(model, device=device)
+    run_on = run_settings(components.unet.device, precision)
     template = PromptTemplate.from_pretrained(model)
     resolution = model_resolution(components)
     source = load_model_input(image, resolution)
@@ -49,16 +54,17 @@ def counterfactual_to_folder(
     (source_prompt,), (target_prompt,) = edit_prompts(template, [clinical], edits)
     check_edit_survives_truncation(components.tokenizer, source_prompt, target_prompt)
     edit_mask = None if mask is None else load_mask(mask, resolution, like=source.image.shape)
-    result = counterfactual(
-        components, source.pixels, [source_prompt], [target_prompt], engine=engine, strength=strength,
-        num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, latent_drift=latent_drift,
-        null_text=null_text, mask=edit_mask, generator=torch.Generator().manual_seed(seed),
-    )  # fmt: skip
+    with inference_precision(precision, components.unet.device):
+        result = counterfactual(
+            components, source.pixels, [source_prompt], [target_prompt], engine=engine, strength=strength,
+            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, latent_drift=latent_drift,
+            null_text=null_text, mask=edit_mask, generator=torch.Generator().manual_seed(seed),
+        )  # fmt: skip
     settings = {
         "model": str(model), "image": str(image), "edits": list(edits), "source prompt": source_prompt,
         "target prompt": target_prompt, "engine": engine, "strength": strength, "steps": num_inference_steps,
         "guidance": guidance_scale, "latent drift": latent_drift, "null-text": null_text,
-        "mask": str(mask) if mask else "", "seed": seed,
+        "mask": str(mask) if mask else "", "seed": seed, **run_on,
     }  # fmt: skip
     with atomic_folder(out) as staging:
         write_edit(staging, source, result, title="medcf counterfactual", name="counterfactual", settings=settings)
@@ -77,23 +83,28 @@ def inpaint_to_folder(
     latent_drift: float | Sequence[float] = 0.0,
     resample_steps: int = INPAINT_RESAMPLE,
     seed: int = 0,
+    device: str = "auto",
+    precision: str = "auto",
     components: Components | None = None,
 ) -> Path:
     """The image with the mask's region regenerated from `prompt` (zero-shot RePaint); returns `out`."""
     out = new_output_folder(out)
-    components = components or load_components(model)
+    components = components or load_components(model, device=device)
+    run_on = run_settings(components.unet.device, precision)
     check_prompt_lengths(components.tokenizer, [prompt])
     resolution = model_resolution(components)
     source = load_model_input(image, resolution)
     region = load_mask(mask, resolution, like=source.image.shape)
-    result = inpaint(
-        components, source.pixels, region, [prompt], num_inference_steps=num_inference_steps,
-        guidance_scale=guidance_scale, latent_drift=latent_drift, resample_steps=resample_steps,
-        generator=torch.Generator().manual_seed(seed),
-    )  # fmt: skip
+    with inference_precision(precision, components.unet.device):
+        result = inpaint(
+            components, source.pixels, region, [prompt], num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale, latent_drift=latent_drift, resample_steps=resample_steps,
+            generator=torch.Generator().manual_seed(seed),
+        )  # fmt: skip
     settings = {
         "model": str(model), "image": str(image), "mask": str(mask), "prompt": prompt, "steps": num_inference_steps,
         "guidance": guidance_scale, "latent drift": latent_drift, "resample steps": resample_steps, "seed": seed,
+        **run_on,
     }  # fmt: skip
     with atomic_folder(out) as staging:
         tiles = [(region[0, 0].numpy(), "mask")]

@@ -32,6 +32,8 @@ from medcf.evaluation.generation import distribution_scores, generate_for_rows, 
 from medcf.evaluation.suite import SIZES, SuiteRun, SuiteSize, base_overrides, common_overrides, slug, suite_runs
 from medcf.metrics.features import EfficientNetLite0Features
 from medcf.models import load_components
+from medcf.models.device import resolve_device, run_settings
+from medcf.models.precision import inference_precision
 from medcf.prompts import PromptTemplate, instance_prompt
 from medcf.training import train, train_autoencoder
 from medcf.training.data import TRAIN, load_cohorts
@@ -40,15 +42,29 @@ from medcf.training.record import environment
 SUITES = ("cxr-synth",)
 SEED = 0
 T = TypeVar("T")
-# The healthy-counterpart settings; fp32 so that the table does not depend on the machine's bf16 units.
-ATTRIBUTION = {"engine": "inversion", "strength": 0.6, "guidance_scale": 3.0, "precision": "fp32"}
+# The healthy-counterpart settings (their precision is the benchmark's: fp32 on a CPU, whatever its bf16 units).
+ATTRIBUTION = {"engine": "inversion", "strength": 0.6, "guidance_scale": 3.0}
 REFERENCE = "basic fine-tune, δ=0"  # diverse prompts with patient info: the model attribution and effect use
 
 
-def run_benchmark(suite: str, work: str | Path, out: str | Path, *, quick: bool = False) -> Path:
-    """Run the suite in `work` (cached stages), write `out/<suite>[-quick].md` and `.json`; returns the .md."""
+def run_benchmark(
+    suite: str,
+    work: str | Path,
+    out: str | Path,
+    *,
+    quick: bool = False,
+    device: str = "auto",
+    precision: str = "auto",
+) -> Path:
+    """Run the suite in `work` (cached stages), write `out/<suite>[-quick].md` and `.json`; returns the .md.
+
+    `device`/`precision` place the scoring (sampling, attribution, effect); training goes where accelerate puts
+    it (`medcf train`). Scores are cached per device type and precision: a GPU's bf16 scores never pose as fp32.
+    """
     if suite not in SUITES:
         raise ValueError(f"suite {suite!r} is unknown; choose one of {', '.join(SUITES)}")
+    placement = run_settings(resolve_device(device), precision)
+    place = {"device": placement["device"].split(":")[0], "precision": placement["precision"]}
     size, work, started = SIZES["quick" if quick else "full"], Path(work), time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
     data = _stage_data(size, work / "data")
@@ -65,8 +81,8 @@ def run_benchmark(suite: str, work: str | Path, out: str | Path, *, quick: bool 
         model = trained.get(config) or _trained(overrides, work / "runs" / slug(run.name))
         trained[config] = model
         prompting = {"latent_drift": run.sampling_drift, "instance_prompt": run.instance_prompt}
-        key = {**prompting, "size": asdict(size), "seed": SEED, "weights": _weights_stamp(model)}
-        score = partial(_score, model, run, held_out, classifier, extractors, size)
+        key = {**prompting, "size": asdict(size), "seed": SEED, "weights": _weights_stamp(model), **_key(place)}
+        score = partial(_score, model, run, held_out, classifier, extractors, size, place=place, device=device)
         row = cached_stage(model.parent / "scores.json", key, score)
         rows.append({
             "group": run.group, "run": run.name, "model": model.parent.name, **row,
@@ -74,12 +90,14 @@ def run_benchmark(suite: str, work: str | Path, out: str | Path, *, quick: bool 
             "train seconds": training_seconds(model.parent),
         })  # fmt: skip
     reference = work / "runs" / slug(REFERENCE) / "model"
-    key = {**ATTRIBUTION, "size": asdict(size), "seed": SEED, "weights": _weights_stamp(reference)}
-    attribute = partial(_stage_attribution, reference, classifier, size)
+    key = {**ATTRIBUTION, "precision": place["precision"], "size": asdict(size), "seed": SEED,
+           "weights": _weights_stamp(reference), **_key(place, "precision")}  # fmt: skip
+    attribute = partial(_stage_attribution, reference, classifier, size, place=place, device=device)
     attribution = cached_stage(work / "attribution.json", key, attribute)
-    effect = _stage_effect(reference, size, work / "effect")
+    effect_folder = "-".join(["effect", *_key(place).values()])  # effect, or effect-cuda-bf16
+    effect = _stage_effect(reference, size, work / effect_folder, device, precision)
     results = {
-        "suite": suite, "size": "quick" if quick else "full", "settings": asdict(size), "seed": SEED,
+        "suite": suite, "size": "quick" if quick else "full", "settings": asdict(size), "seed": SEED, **placement,
         "runs": rows, "attribution": attribution, "smoking_effect": effect, "classifier": classifier_metrics,
         "environment": environment(), "seconds": time.perf_counter() - started,
     }  # fmt: skip
@@ -133,18 +151,34 @@ def _stage_classifier(size: SuiteSize, data: Path, folder: Path) -> tuple[ImageC
     return load_classifier(folder), {"steps": size.classifier_steps}
 
 
+def _key(place: dict[str, str], *known: str) -> dict[str, str]:
+    """The cache key's placement: nothing for the CPU in fp32, so that the caches of earlier runs stay valid."""
+    if place == {"device": "cpu", "precision": "fp32"}:
+        return {}
+    return {"placement": "-".join(value for name, value in place.items() if name not in known)}
+
+
 def _score(
-    model: Path, run: SuiteRun, held_out: EvaluationSet, classifier: ImageClassifier, extractors: list, size: SuiteSize
+    model: Path,
+    run: SuiteRun,
+    held_out: EvaluationSet,
+    classifier: ImageClassifier,
+    extractors: list,
+    size: SuiteSize,
+    *,
+    place: dict[str, str],
+    device: str,
 ) -> dict[str, object]:
     """FID/KID (EfficientNet and domain features) and effectiveness of samples for held-out rows."""
-    started, components = time.perf_counter(), load_components(model)
+    started, components = time.perf_counter(), load_components(model, device=device)
     rows = held_out.rows[: size.eval_samples]
     prompts = rendered_prompts(PromptTemplate.from_pretrained(model), rows, seed=SEED)
     prompts = [instance_prompt(prompt, run.instance_prompt) for prompt in prompts]
-    samples = generate_for_rows(
-        components, prompts, resolution=size.resolution, num_inference_steps=size.eval_steps,
-        latent_drift=run.sampling_drift, seed=SEED, desc=f"medcf benchmark: {run.name}",
-    )  # fmt: skip
+    with inference_precision(place["precision"], components.unet.device):
+        samples = generate_for_rows(
+            components, prompts, resolution=size.resolution, num_inference_steps=size.eval_steps,
+            latent_drift=run.sampling_drift, seed=SEED, desc=f"medcf benchmark: {run.name}",
+        )  # fmt: skip
     scores = distribution_scores(held_out.images, samples, extractors, kid_subset_size=1000)
     effect = sample_effectiveness(classifier, samples, rows)
     return {
@@ -171,18 +205,23 @@ def cached_stage(path: Path, key: dict, compute: Callable[[], T]) -> T:
     return entries[tag]
 
 
-def _stage_attribution(model: Path, classifier: ImageClassifier, size: SuiteSize) -> list[dict[str, object]]:
-    components, template = load_components(model), PromptTemplate.from_pretrained(model)
+def _stage_attribution(
+    model: Path, classifier: ImageClassifier, size: SuiteSize, *, place: dict[str, str], device: str
+) -> list[dict[str, object]]:
+    components, template = load_components(model, device=device), PromptTemplate.from_pretrained(model)
     return attribution_scores(
         components, template, classifier, kind="cxr", seed=SEED, size=size.resolution, n=size.attribution_cases,
-        num_inference_steps=size.eval_steps, **ATTRIBUTION,
+        num_inference_steps=size.eval_steps, precision=place["precision"], **ATTRIBUTION,
     )  # fmt: skip
 
 
-def _stage_effect(model: Path, size: SuiteSize, folder: Path) -> dict[str, object]:
+def _stage_effect(model: Path, size: SuiteSize, folder: Path, device: str, precision: str) -> dict[str, object]:
     """The model's smoking effect map, and the renderer's true one on the same subjects beside it."""
     if not (folder / "effect.json").is_file():
-        effect_to_folder(model, "smoking", folder, n=size.effect_pairs, num_inference_steps=size.eval_steps, seed=SEED)
+        effect_to_folder(
+            model, "smoking", folder, n=size.effect_pairs, num_inference_steps=size.eval_steps, seed=SEED,
+            device=device, precision=precision,
+        )  # fmt: skip
     pairs = cohort_pairs("cxr", attribute="smoking", size=size.resolution, seed=SEED)
     mask = cohort_anatomy_mask("cxr", size=size.resolution, seed=SEED)
     truth = population_effect(pairs, size.effect_pairs, attribute="smoking", anatomy_mask=mask, seed=SEED)

@@ -32,6 +32,8 @@ from medcf.evaluation.report import write_evaluation
 from medcf.metrics.features import EfficientNetLite0Features, FeatureExtractor, extract_features
 from medcf.metrics.privacy import MemorizationAudit, memorization_audit, pixel_vectors
 from medcf.models import Components, load_components
+from medcf.models.device import run_settings
+from medcf.models.precision import inference_precision
 from medcf.prompts import PromptTemplate
 
 
@@ -50,6 +52,8 @@ class EvaluationSettings:
     edit_strength: float = 0.6  # DDIM-inversion edits, the attribution default
     batch_size: int = 16
     seed: int = 0
+    device: str = "auto"  # where the diffusion model runs (models/device.py); metrics run on the CPU
+    precision: str = "auto"  # autocast of the diffusion model (models/precision.py)
 
 
 @dataclass
@@ -158,7 +162,8 @@ def evaluate_to_folder(
 ) -> Path:
     """Evaluate the model folder on its held-out patients of the dataset folder `data`; returns `out`."""
     out, settings = new_output_folder(out), settings or EvaluationSettings()
-    components = load_components(model)
+    components = load_components(model, device=settings.device)
+    run_on = run_settings(components.unet.device, settings.precision)
     template = PromptTemplate.from_pretrained(model)
     network = None if classifier is None else load_classifier(classifier)
     resolution = model_resolution(components)
@@ -166,11 +171,12 @@ def evaluate_to_folder(
         data, resolution=resolution, modality=template.modality, split=run_split(model), limit=max(settings.n, 1000)
     )
     extractors = feature_extractors(network, inception)
-    result = evaluate_model(
-        components, template, evaluation_data, classifier=network, extractors=extractors, settings=settings,
-        synthetic=synthetic_cohort(data),
-    )  # fmt: skip
-    result.metrics["settings"] = {"model": str(model), "data": str(data), **asdict(settings)}
+    with inference_precision(settings.precision, components.unet.device):
+        result = evaluate_model(
+            components, template, evaluation_data, classifier=network, extractors=extractors, settings=settings,
+            synthetic=synthetic_cohort(data),
+        )  # fmt: skip
+    result.metrics["settings"] = {"model": str(model), "data": str(data), **asdict(settings), **run_on}
     with atomic_folder(out) as staging:
         write_evaluation(result, staging)
     return out

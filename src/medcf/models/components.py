@@ -20,6 +20,7 @@ from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNe
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, PreTrainedModel, PreTrainedTokenizerBase
 
 from medcf.atomic import atomic_folder
+from medcf.models.device import resolve_device
 from medcf.models.model_folder import check_model_folder, check_text_conditioning, load_part
 from medcf.models.shared_text_encoder import REFERENCE_FILE, load_referenced, minilm_path
 
@@ -52,9 +53,12 @@ def training_scheduler() -> DDPMScheduler:
     )
 
 
-def load_components(path: str | Path, *, device: str = "cpu", dtype: torch.dtype = torch.float32) -> Components:
-    """Load a diffusers Stable-Diffusion-format folder from disk only (no downloads)."""
-    path = Path(path)
+def load_components(
+    path: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> Components:
+    """Load a diffusers Stable-Diffusion-format folder from disk only (no downloads) onto `device` (`resolve_device`:
+    "auto", "cpu", "cuda", "cuda:N", "mps")."""
+    path, device = Path(path), resolve_device(device)
     check_model_folder(path)
     local = {"local_files_only": True, "torch_dtype": dtype}
     vae = load_part(lambda: AutoencoderKL.from_pretrained(path, subfolder="vae", **local), path / "vae")

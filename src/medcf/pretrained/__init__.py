@@ -8,10 +8,14 @@ with its model card (README.md: data, commands, config, steps, hardware, trainin
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from medcf.models import Components, load_components, vae_scale_factor
+from medcf.models.precision import inference_precision, resolve_precision
 from medcf.prompts import PromptTemplate
 
 SHIPPED = ("cxr64",)
@@ -42,12 +46,25 @@ class PretrainedModel:
     components: Components
     template: PromptTemplate
     settings: dict[str, object]
+    precision: str = "fp32"  # resolved autocast precision of the U-Net and text encoder (models/precision.py)
 
     @classmethod
-    def load(cls, folder: str | Path | None = None) -> PretrainedModel:
-        """Load `folder` (default: the shipped model)."""
+    def load(
+        cls, folder: str | Path | None = None, *, device: str = "cpu", precision: str = "fp32"
+    ) -> PretrainedModel:
+        """Load `folder` (default: the shipped model) onto `device` ("auto", "cpu", "cuda", ...)."""
         folder = Path(folder) if folder else pretrained_path()
-        return cls(folder, load_components(folder), PromptTemplate.from_pretrained(folder), sampling_settings(folder))
+        components = load_components(folder, device=device)
+        precision = resolve_precision(precision, components.unet.device)
+        return cls(folder, components, PromptTemplate.from_pretrained(folder), sampling_settings(folder), precision)
+
+    @property
+    def device(self) -> torch.device:
+        return self.components.unet.device
+
+    def autocast(self) -> AbstractContextManager:
+        """The model's precision as an autocast context, around any call that runs it."""
+        return inference_precision(self.precision, self.device)
 
     @property
     def resolution(self) -> int:

@@ -193,8 +193,9 @@ def _check_inputs(
         raise ValueError(f"distance={distance!r}: unknown; choose one of {tuple(DISTANCES)}")
 
 
-def write_drift_search(result: DriftSearchResult, out_dir: str | Path) -> Path:
-    """drift_search.csv, drift_search.png (distances vs δ, best marked) and drift_search.md in `out_dir`."""
+def write_drift_search(result: DriftSearchResult, out_dir: str | Path, *, settings: dict | None = None) -> Path:
+    """drift_search.csv, drift_search.png (distances vs δ, best marked) and drift_search.md in `out_dir`;
+    `settings` (e.g. the device and precision it ran at) join the report's settings."""
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     fields = ["delta", "l1_mean_image", "l1_intensity", "mean_intensity"] + (["fid"] if result.fid_extractor else [])
@@ -220,11 +221,11 @@ def write_drift_search(result: DriftSearchResult, out_dir: str | Path) -> Path:
         marker=marker,
     )
     with atomic_path(folder / "drift_search.md") as temporary:
-        temporary.write_text(drift_markdown(result))
+        temporary.write_text(drift_markdown(result, settings or {}))
     return folder
 
 
-def drift_markdown(result: DriftSearchResult) -> str:
+def drift_markdown(result: DriftSearchResult, settings: dict | None = None) -> str:
     """A Markdown report: the table (best δ in bold) and the settings it holds for."""
     lines = [
         "# Latent Drift δ search",
@@ -239,7 +240,8 @@ def drift_markdown(result: DriftSearchResult) -> str:
         fid = f" {row.fid:.2f} |" if row.fid is not None else ""
         lines.append(f"| {delta} | {row.l1_mean_image:.5f} | {row.l1_intensity:.5f} | {row.mean_intensity:.4f} |{fid}")
     lines += _fid_check(result)
-    lines += ["", "## Settings", "", *(f"- {name}: {value}" for name, value in result.settings().items())]
+    settings = {**result.settings(), **(settings or {})}
+    lines += ["", "## Settings", "", *(f"- {name}: {value}" for name, value in settings.items())]
     lines += ["", "The drift is added at every reverse step, so δ is tied to the scheduler and step count above."]
     return "\n".join(lines) + "\n"
 
