@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +71,21 @@ def test_attribution_fast_path_quick_scores_every_way(tmp_path: Path) -> None:
     record = run_quick("attribution_fast_path", tmp_path)
     assert record["speed-up fast path"] > 0 and record["speed-up fast path, bf16 autocast"] > 0
     assert len(record["rows"]) == 12  # 4 findings × 3 methods
+
+
+@pytest.mark.slow
+def test_gpu_quick_measures_every_row_on_the_cpu(tmp_path: Path) -> None:
+    record = run_quick("gpu", tmp_path)
+    rows = {(row["measure"], row["batch"]): row for row in record["rows"]}
+    training = [row for (measure, _), row in rows.items() if measure.startswith("training step")]
+    sampling = [row for (measure, _), row in rows.items() if measure.startswith("sampling ") and "+" not in measure]
+    assert len(training) == 4 and len(sampling) == 2  # (checkpointing off, on) × batch 1, 2; fp32 × batch 1, 2
+    flops = {row["batch"]: row["GFLOP / image"] for row in training}
+    assert flops[1] > 0 and flops[2] == flops[1]  # FLOP per image: the U-Net's work is linear in the batch
+    assert all(row["max abs image difference"] < 1e-4 for row in sampling)  # the same images: only the loop differs
+    timed = [row for row in record["rows"] if isinstance(row["time ratio medcf / reference"], float)]
+    assert len(timed) == 7  # 2 sampling, 1 channels-last (the largest batch), 4 training; not the attribution
+    assert all(math.isfinite(row["time ratio medcf / reference"]) for row in timed)
+    assert all(row["time ratio medcf / reference"] > 0 and row["medcf of peak"] > 0 for row in timed)
+    assert all(row["medcf peak GiB"] == "n/a on CPU" for row in training)
+    assert record["fp32 matmul TFLOP/s (measured, 512³)"] > 0 and record["U-Net parameters (M)"] > 0
