@@ -52,7 +52,8 @@ def train(config: Config, run_dir: str | Path, *, progress: bool = True, command
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{run.lr_scheduler.get_last_lr()[0]:.2g}", refresh=False)
         bar.update()
         if _due(state.step, train_config.checkpoint_every, train_config.max_steps):
-            save_checkpoint(accelerator, run.folder / "checkpoints", state.step, keep=train_config.checkpoints_kept)
+            folder, kept = run.folder / "checkpoints", train_config.checkpoints_kept
+            save_checkpoint(accelerator, folder, state.step, keep=kept, resumable=run.resumable)
         if _due(state.step, train_config.sample_every, train_config.max_steps) and accelerator.is_main_process:
             write_samples(
                 run.components,

@@ -19,7 +19,7 @@ from medcf.config import Config, check_paths, config_dict, save_config
 from medcf.generate import drift_tensor
 from medcf.models import Components, has_mask_condition
 from medcf.prompts import instance_prompt
-from medcf.training.checkpoint import LoopState, latest_checkpoint
+from medcf.training.checkpoint import LoopState, resume
 from medcf.training.data import HOLDOUT, TRAIN, data_fingerprint, load_cohorts, training_dataset
 from medcf.training.encodings import EncodingCache, build_encoding_cache
 from medcf.training.memory import check_memory_options, enable_gradient_checkpointing, make_optimizer, memory_summary
@@ -60,6 +60,11 @@ class Run:
     encodings: EncodingCache | None = None  # frozen encoders' outputs (training/encodings.py)
     encodings_note: str = ""
 
+    @property
+    def resumable(self) -> dict[str, object]:
+        """What checkpoints hold besides accelerate's state, saved without pickle (training/resumable.py)."""
+        return {"lr_scheduler": self.lr_scheduler, "loop": self.state, "ema": self.ema}
+
 
 def setup_run(config: Config, folder: Path) -> Run:
     """Build everything from the config; restore the newest checkpoint of `folder` when there is one."""
@@ -97,7 +102,6 @@ def setup_run(config: Config, folder: Path) -> Run:
     *modules, optimizer = accelerator.prepare(*[getattr(components, name) for name in names], optimizer)
     ema = EMAModel(parameters, decay=train_config.ema_decay) if train_config.ema_decay > 0 else None
     state = LoopState(train_config.seed, accelerator.process_index)
-    accelerator.register_for_checkpointing(lr_scheduler, state, *([ema] if ema is not None else []))
     run = Run(
         config=config,
         folder=folder,
@@ -257,9 +261,7 @@ def _sample_spec(config: Config, datasets: dict, with_masks: bool) -> SampleSpec
 def _start(run: Run) -> None:
     """Resume from the newest complete checkpoint; the main process writes config.yaml and the manifest."""
     accelerator, folder = run.accelerator, run.folder
-    checkpoint = latest_checkpoint(folder / "checkpoints")
-    if checkpoint is not None:
-        accelerator.load_state(str(checkpoint))
+    checkpoint = resume(accelerator, folder / "checkpoints", run.resumable)
     if accelerator.is_main_process:
         folder.mkdir(parents=True, exist_ok=True)
         save_config(run.config, folder / "config.yaml")
