@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from medcf.cli.app import DeviceOption, PrecisionOption, SeedOption, app, check_device, check_inputs
+from medcf.cli.checks import check_options
 
 
 @app.command()
@@ -26,6 +27,7 @@ def demo(
 
     Example: `medcf demo --out demo-output`
     """
+    check_options(seed=seed)
     check_inputs(model=model)
     device, precision = check_device(device, precision)
     from medcf.demo import run_demo

@@ -17,6 +17,7 @@ from medcf.cli.app import (
     check_inputs,
     parse_drift,
 )
+from medcf.cli.checks import check_options
 
 ImageOption = Annotated[Path, typer.Option("--image", help="PNG, DICOM or NIfTI slice.")]
 OutOption = Annotated[Path, typer.Option("--out", help="New folder for the result PNGs, panel and report.")]
@@ -54,6 +55,7 @@ def counterfactual_command(
 
     Example: `medcf counterfactual --model runs/cxr/model --image x.dcm --set pneumonia=absent --out cf`
     """
+    check_options(strength=strength, steps=steps, guidance=guidance, drift=parse_drift(drift), seed=seed)
     check_inputs(model=model, image=image, mask=mask)
     device, precision = check_device(device, precision)
     from medcf.editing.to_folder import counterfactual_to_folder
@@ -86,6 +88,7 @@ def inpaint(
     Example: `medcf inpaint --model runs/cxr/model --image x.png --mask rll.png --prompt "chest X-ray with
     right lower lobe consolidation" --out lesion`
     """
+    check_options(steps=steps, guidance=guidance, drift=parse_drift(drift), resample=resample, seed=seed)
     check_inputs(model=model, image=image, mask=mask)
     device, precision = check_device(device, precision)
     from medcf.editing.to_folder import inpaint_to_folder
@@ -124,6 +127,8 @@ def attribute(
 
     Example: `medcf attribute --model runs/cxr/model --image x.png --row nodule=1 --out attribution`
     """
+    check_options(seeds=seeds, strength=strength, steps=steps, guidance=guidance, drift=parse_drift(drift),
+                  sigma=sigma, seed=seed)  # fmt: skip
     check_inputs(model=model, image=image, classifier=classifier, anatomy_mask=anatomy_mask)
     device, precision = check_device(device, precision)
     from medcf.attribution.to_folder import attribute_to_folder
@@ -161,6 +166,7 @@ def effect(
 
     Example: `medcf effect --model runs/cxr/model --attribute smoking --n 200 --out smoking-effect`
     """
+    check_options(n=n, steps=steps, guidance=guidance, drift=parse_drift(drift), batch_size=batch_size, seed=seed)
     check_inputs(model=model)
     device, precision = check_device(device, precision)
     from medcf.attribution.to_folder import effect_to_folder
@@ -195,6 +201,7 @@ def train_classifier(
         raise ValueError(
             f"{data / 'metadata.csv'}: not found; point --data at a dataset folder (e.g. from medcf synth)"
         )
+    check_options(resolution=resolution, steps=steps, batch_size=batch_size, seed=seed)
     device, precision = check_device(device, precision)
     from medcf.classifier import train_classifier_to_folder
 

@@ -17,6 +17,7 @@ from medcf.cli.app import (
     check_inputs,
     parse_drift,
 )
+from medcf.cli.checks import check_options
 
 
 @app.command()
@@ -46,6 +47,8 @@ def evaluate(
 
     Example: `medcf evaluate --model runs/cxr/model --data cxr64 --classifier runs/classifier --out eval`
     """
+    check_options(n=n, steps=steps, guidance=guidance, drift=parse_drift(drift), attribution_cases=attribution_cases,
+                  seed=seed)  # fmt: skip
     check_inputs(model=model, data=data, classifier=classifier, inception=inception)
     device, precision = check_device(device, precision)
     from medcf.evaluation import EvaluationSettings, evaluate_to_folder

@@ -21,6 +21,7 @@ from medcf.cli.app import (
     check_inputs,
     parse_drift,
 )
+from medcf.cli.checks import check_options
 
 RunOption = Annotated[Path, typer.Option("--out", help="Run folder; an existing run there is resumed.")]
 ProgressOption = Annotated[bool, typer.Option(help="Show a progress bar.")]
@@ -80,6 +81,7 @@ def generate(
 
     Example: `medcf generate --model runs/cxr/model --prompt "chest X-ray, pleural effusion" --n 8 --out samples`
     """
+    check_options(n=n, steps=steps, guidance=guidance, drift=parse_drift(drift), batch_size=batch_size, seed=seed)
     check_device(device, precision)
     from medcf.sampling import generate_to_folder
 
@@ -143,6 +145,7 @@ def drift_search(
 
     Example: `medcf drift-search --model runs/cxr/model --data cxr-synth --n 200 --out runs/cxr/drift`
     """
+    check_options(n=n, steps=steps, guidance=guidance, drift=parse_drift(deltas, scalar=False), seed=seed)
     check_inputs(model=model, data=data)
     device, precision = check_device(device, precision)
     from medcf.metrics import EfficientNetLite0Features

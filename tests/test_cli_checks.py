@@ -1,0 +1,52 @@
+"""Numeric options are range-checked in one pass before any work: one line naming the option and its range."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from medcf.cli.checks import RULES, check_options
+from test_cli import medcf
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"steps": -5}, "--steps -5: must be ≥ 1"),
+        ({"steps": 0}, "--steps 0: must be ≥ 1"),
+        ({"batch_size": 0}, "--batch-size 0: must be ≥ 1"),
+        ({"seed": 2**64}, "--seed 18446744073709551616: must be in 0..9223372036854775807"),
+        ({"seed": -1}, "--seed -1: must be in 0.."),
+        ({"guidance": math.nan}, "--guidance nan: must be a finite number"),
+        ({"guidance": -math.inf}, "--guidance -inf: must be a finite number"),
+        ({"drift": [0.1, math.inf, 0, 0]}, "--drift inf: must be a finite number"),
+        ({"strength": 0.0}, "--strength 0.0: must be in (0, 1]"),
+        ({"strength": 1.5}, "--strength 1.5: must be in (0, 1]"),
+        ({"sigma": -1.0}, "--sigma -1.0: must be a finite number ≥ 0"),
+        ({"sigma": math.nan}, "--sigma nan: must be a finite number ≥ 0"),
+    ],
+)
+def test_out_of_range_options_are_named_with_their_range(values: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        check_options(**values)
+
+
+def test_in_range_options_pass() -> None:
+    check_options(steps=1, n=10_000_000, seed=2**63 - 1, guidance=-3.0, drift=[0.0, 0.1], strength=1.0, sigma=0.0)
+    assert {"steps", "seed", "guidance", "drift", "strength", "sigma", "batch_size"} <= set(RULES)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["generate", "--prompt", "x", "--steps", "0"], "--steps 0: must be ≥ 1"),
+        (["effect", "--attribute", "smoking", "--seed", str(2**64)], "--seed 18446744073709551616: must be in"),
+    ],
+)
+def test_the_commands_refuse_before_any_work(tmp_path: Path, args: list[str], message: str) -> None:
+    result = medcf(*args[:1], "--model", "absent", *args[1:], "--out", tmp_path / "o", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
