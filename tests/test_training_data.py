@@ -10,9 +10,11 @@ from unittest.mock import patch
 
 import pytest
 import torch
+import yaml
 from accelerate import Accelerator
 
-from medcf.training.checkpoint import LoopState, checkpoints, latest_checkpoint, save_checkpoint
+from medcf.evaluation.data import run_split
+from medcf.training.checkpoint import LoopState, checkpoints, latest_checkpoint, resume, save_checkpoint
 from medcf.training.data import (
     HOLDOUT,
     TRAIN,
@@ -22,6 +24,7 @@ from medcf.training.data import (
     load_cohorts,
     training_dataset,
 )
+from test_cli import medcf
 
 
 def test_epoch_batches_are_deterministic_and_disjoint_across_processes() -> None:
@@ -64,10 +67,44 @@ def test_row_filter_and_its_errors(cxr_synth_root: Path) -> None:
     assert len(cohorts[TRAIN]) > 0 and (cohorts[TRAIN].records["pleural_effusion"] == 1).all()
     with pytest.raises(ValueError, match="keeps no rows"):
         load_cohorts(cxr_synth_root, modality="chest X-ray", row_filter="age > 500", holdout_fraction=0, seed=0)
-    with pytest.raises(ValueError, match="not a valid row filter"):
+    with pytest.raises(ValueError, match=r"data.filter='age >': expected a value .* at character 6"):
         load_cohorts(cxr_synth_root, modality="chest X-ray", row_filter="age >", holdout_fraction=0, seed=0)
+    with pytest.raises(ValueError, match="unknown field 'effusion'; the table's columns are: id, patient_id"):
+        load_cohorts(cxr_synth_root, modality="chest X-ray", row_filter="effusion == 1", holdout_fraction=0, seed=0)
     with pytest.raises(ValueError, match="data.root is empty"):
         load_cohorts("", modality="chest X-ray", holdout_fraction=0, seed=0)
+
+
+def test_the_row_filter_grammar_selects_like_pandas_indexing(cxr_synth_root: Path) -> None:
+    row_filter = 'pleural_effusion == 1 and sex in ["F"] or not (age >= 50 or smoking is missing)'
+    cohort = load_cohorts(cxr_synth_root, modality="chest X-ray", row_filter=row_filter, holdout_fraction=0, seed=0)
+    rows = load_cohorts(cxr_synth_root, modality="chest X-ray", holdout_fraction=0, seed=0)[TRAIN].records
+    expected = ((rows.pleural_effusion == 1) & (rows.sex == "F")) | ((rows.age < 50) & rows.smoking.notna())
+    assert 0 < len(cohort[TRAIN]) < len(rows)
+    assert list(cohort[TRAIN].records["id"]) == list(rows[expected.fillna(False).astype(bool)]["id"])
+
+
+def test_a_code_running_filter_is_refused_from_the_cli_and_from_a_saved_run(
+    tmp_path: Path, cxr_synth_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exploit of the issue: pandas' eval ran `touch X` from data.filter; now nothing runs or is written."""
+    exploit = (
+        "smoking.str.replace('^.*$', \"__import__('os').system('touch X')\", regex=True)"
+        ".apply(age.__class__.__init__.__globals__.get('__builtins__').get('exec')).isna()"
+    )
+    result = medcf("train", "--set", f"data.root={cxr_synth_root}", "--set", f"data.filter={exploit}", "--out", "run",
+                   cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "data.filter=" in result.stderr and "unexpected '.' at character 8" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no X, no run folder
+    run = tmp_path / "saved"  # a run folder's config.yaml is read back by the evaluation
+    (run / "model").mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump({"data": {"filter": exploit}}))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="data.filter=.*unexpected '.'"):
+        load_cohorts(cxr_synth_root, modality="chest X-ray", row_filter=run_split(run / "model").row_filter,
+                     holdout_fraction=0.25, seed=0)  # fmt: skip
+    assert not (tmp_path / "X").exists()
 
 
 def test_data_fingerprint_changes_with_one_pixel(tmp_path: Path, cxr_synth_root: Path) -> None:
@@ -89,17 +126,16 @@ def test_checkpoints_are_atomic_pruned_and_restore_the_loop_state(tmp_path: Path
     optimizer = torch.optim.AdamW(model.parameters())
     model, optimizer = accelerator.prepare(model, optimizer)
     state = LoopState(seed=0, process_index=0)
-    accelerator.register_for_checkpointing(state)
     folder = tmp_path / "checkpoints"
     for step in (1, 2, 3):
         state.step, state.losses = step, [0.5] * step
-        save_checkpoint(accelerator, folder, step, keep=2)
+        save_checkpoint(accelerator, folder, step, keep=2, resumable={"loop": state})
     assert [path.name for path in checkpoints(folder)] == ["step-0000002", "step-0000003"]
     (folder / "step-0000009.partial").mkdir()  # a save killed midway is never loaded
     assert latest_checkpoint(folder).name == "step-0000003"
     expected_noise = torch.randn(4, generator=state.generator)
     state.step, state.losses = 0, []
-    accelerator.load_state(str(latest_checkpoint(folder)))
+    assert resume(accelerator, folder, {"loop": state}) == latest_checkpoint(folder)
     assert (state.step, state.losses) == (3, [0.5] * 3)
     torch.testing.assert_close(torch.randn(4, generator=state.generator), expected_noise)
 
@@ -108,7 +144,7 @@ def test_a_disk_full_during_a_checkpoint_keeps_the_previous_one(tmp_path: Path) 
     accelerator = Accelerator(cpu=True)
     model = accelerator.prepare(torch.nn.Linear(3, 2))
     folder = tmp_path / "checkpoints"
-    previous = save_checkpoint(accelerator, folder, 1)
+    previous = save_checkpoint(accelerator, folder, 1, resumable={})
     saved = {path.relative_to(previous): path.read_bytes() for path in previous.rglob("*") if path.is_file()}
 
     def disk_full(directory: str, **kwargs) -> None:
@@ -122,7 +158,7 @@ def test_a_disk_full_during_a_checkpoint_keeps_the_previous_one(tmp_path: Path) 
         ),
     ):
         model.weight.data += 1
-        save_checkpoint(accelerator, folder, 2)
+        save_checkpoint(accelerator, folder, 2, resumable={})
     assert [path.name for path in folder.iterdir()] == ["step-0000001"]  # nothing half-written left behind
     assert {path.relative_to(previous): path.read_bytes() for path in previous.rglob("*") if path.is_file()} == saved
     assert latest_checkpoint(folder) == previous

@@ -23,7 +23,9 @@ class DataConfig:
     modality: str = "chest X-ray"  # rendered into prompts ("chest X-ray", "brain MRI", ...)
     resolution: int = 64  # square side in pixels after centre crop + resize
     holdout_fraction: float = 0.1  # patients held out of training (split_by_patient), used for evaluation
-    filter: str = ""  # keep rows matching a pandas query, e.g. "pleural_effusion == 1" (instance images)
+    # keep matching rows (instance images): `field OP value` with OP in == != < <= > >=, `field [not] in [v, ...]`,
+    # `field is [not] missing`, joined by and / or / not / ( ); never evaluated as Python (data/filter_syntax.py)
+    filter: str = ""  # e.g. 'pleural_effusion == 1 and smoking in ["current", "former"]'
     prompt_style: str = "diverse"  # table | simple | diverse (medcf.prompts.STYLES)
     patient_info: bool = True  # put age / sex / smoking into prompts
     prompt_dropout: float = 0.1  # probability of the null prompt, trains classifier-free guidance (Ho & Salimans)

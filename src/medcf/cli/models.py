@@ -49,9 +49,12 @@ def train(
 
 def _checked_config(path: Path | None, overrides: list[str] | None):
     from medcf.config import check_paths, load_config
+    from medcf.data.row_filter import parse_row_filter
 
     config = load_config(path, overrides or [])
     check_paths(config)
+    if config.data.filter:
+        parse_row_filter(config.data.filter)  # syntax now, before any output; columns are checked when read
     return config
 
 
