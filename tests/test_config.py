@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,28 @@ def test_check_paths_names_the_missing_folder(tmp_path: Path) -> None:
         check_paths(load_config(None, [f"data.root={tmp_path}", "data.csv=other.csv"]))
     with pytest.raises(ValueError, match="model.vae=absent: folder not found"):
         check_paths(load_config(None, [f"data.root={tmp_path}", "model.vae=absent"]))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.max_steps=-5", "train.max_steps=-5: must be ≥ 1"),
+        ("data.resolution=7", "data.resolution=7: must be a multiple of 8, at least 16"),
+        ("sample.guidance_scale=nan", "sample.guidance_scale=nan: must be finite"),
+        ("train.latent_drift=[0.1, .inf, 0, 0]", "train.latent_drift=[0.1, inf, 0.0, 0.0]: must be finite"),
+        ("train.seed=18446744073709551616", "train.seed=18446744073709551616: must be in 0..2^63-1"),
+        ("data.holdout_fraction=1", "data.holdout_fraction=1.0: must be in [0, 1)"),
+        ("train.learning_rate=0", "train.learning_rate=0.0: must be a finite number > 0"),
+    ],
+)
+def test_out_of_range_fields_are_refused_when_the_config_loads(override: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_config(None, [override])
+
+
+def test_train_refuses_a_negative_step_count_before_writing_its_folder(tmp_path: Path) -> None:
+    from test_cli import medcf
+
+    result = medcf("train", "--set", "train.max_steps=-5", "--out", tmp_path / "run", cwd=tmp_path)
+    assert result.returncode == 1 and "train.max_steps=-5: must be ≥ 1" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()

@@ -7,8 +7,10 @@ Only `training`, `cli` and `app` read a Config; every other function takes plain
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,7 +124,57 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     config = _build(Config, values, source)
     for override in overrides:
         config = apply_override(config, override)
+    check_ranges(config)
     return config
+
+
+def _at_least(low: float) -> Callable[[float], bool]:
+    return lambda value: math.isfinite(value) and value >= low
+
+
+def _in_unit(value: float) -> bool:  # [0, 1)
+    return 0 <= value < 1
+
+
+# The range of every numeric field a bad value would let run (a 7 px model, -5 steps, a NaN drift); checked
+# whenever a config is loaded, so a run fails before its folder is written.
+RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "data.resolution": (lambda v: v >= 16 and v % 8 == 0, "a multiple of 8, at least 16 (e.g. 64)"),
+    "data.holdout_fraction": (_in_unit, "in [0, 1)"),
+    "data.prompt_dropout": (_in_unit, "in [0, 1)"),
+    "data.num_workers": (_at_least(0), "≥ 0"),
+    "train.max_steps": (_at_least(1), "≥ 1"),
+    "train.batch_size": (_at_least(1), "≥ 1"),
+    "train.gradient_accumulation_steps": (_at_least(1), "≥ 1"),
+    "train.learning_rate": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+    "train.lr_warmup_steps": (_at_least(0), "≥ 0"),
+    "train.max_grad_norm": (_at_least(0), "≥ 0 (0: no clipping)"),
+    "train.ema_decay": (_in_unit, "in [0, 1) (0: no EMA)"),
+    "train.snr_gamma": (_at_least(0), "≥ 0 (0: off)"),
+    "train.latent_drift": (math.isfinite, "finite"),
+    "train.checkpoint_every": (_at_least(0), "≥ 0"),
+    "train.checkpoints_kept": (_at_least(1), "≥ 1"),
+    "train.sample_every": (_at_least(0), "≥ 0"),
+    "train.seed": (lambda v: 0 <= v < 2**63, "in 0..2^63-1"),
+    "train.encoding_cache_mb": (_at_least(0), "≥ 0"),
+    "sample.num_images": (_at_least(1), "≥ 1"),
+    "sample.num_inference_steps": (_at_least(1), "≥ 1"),
+    "sample.guidance_scale": (math.isfinite, "finite"),
+    "sample.latent_drift": (math.isfinite, "finite"),
+    "vae.max_steps": (_at_least(1), "≥ 1"),
+    "vae.batch_size": (_at_least(1), "≥ 1"),
+}
+
+
+def check_ranges(config: Config) -> None:
+    """One-line ValueError for the first field out of its range (a list field: each of its values)."""
+    values = config_dict(config)
+    for key, (valid, allowed) in RANGES.items():
+        section, name = key.split(".")
+        value = values[section][name]
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None and not valid(item):
+                raise ValueError(f"{key}={value!r}: must be {allowed}; fix the config or --set {key}=...")
 
 
 def check_paths(config: Config) -> None:
