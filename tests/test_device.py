@@ -136,3 +136,4 @@ def test_every_model_command_takes_device_and_precision() -> None:
     for name in ("generate", "counterfactual", "attribute", "inpaint", "effect", "evaluate", "benchmark",
                  "drift-search", "train-classifier", "demo", "app"):  # fmt: skip
         assert {"device", "precision"} <= set(inspect.signature(commands[name]).parameters), name
+

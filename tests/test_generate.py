@@ -139,3 +139,15 @@ def test_mask_is_required_exactly_by_mask_conditioned_models(components: Compone
         generate(mask_model, PROMPTS, num_inference_steps=1, mask=_masks()[:, :, :16])
     with pytest.raises(ValueError, match="expected \\{0, 1\\}"):
         generate(mask_model, PROMPTS, num_inference_steps=1, mask=_masks() * 255)
+
+
+def test_prompts_csv_cells_never_start_a_spreadsheet_formula(tmp_path: Path) -> None:
+    import csv
+
+    from medcf.sampling import generate_to_folder
+
+    prompts = ["=HYPERLINK(\"http://x\")", "@SUM(A1)", "-1+1", "a chest x-ray"]
+    folder = generate_to_folder(tiny_components(), prompts, tmp_path / "out", num_inference_steps=1)
+    with (folder / "prompts.csv").open() as table:
+        cells = [row["prompt"] for row in csv.DictReader(table)]
+    assert cells == ["'=HYPERLINK(\"http://x\")", "'@SUM(A1)", "'-1+1", "a chest x-ray"]

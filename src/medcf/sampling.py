@@ -65,7 +65,7 @@ def generate_to_folder(
     with atomic_folder(out) as staging:
         for index, (image, prompt) in enumerate(zip(pixels, prompts, strict=True)):
             write_png(staging / f"{index:04d}.png", image)
-            writer.writerow([f"{index:04d}.png", prompt, seed + index])
+            writer.writerow([f"{index:04d}.png", spreadsheet_text(prompt), seed + index])
         (staging / "prompts.csv").write_text(table.getvalue())
         settings = {
             "steps": num_inference_steps, "guidance": guidance_scale, "scheduler": scheduler,
@@ -99,3 +99,12 @@ def _batch(components: Components, prompts, start: int, stop: int, mask, seed: i
     generator = torch.Generator().manual_seed(seed + start)  # stochastic samplers (DDPM) draw from it
     images = generate(components, list(prompts[start:stop]), latents=noise, generator=generator, mask=masks, **options)
     return images.float().cpu()
+
+
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(text: str) -> str:
+    """`text` for a CSV cell that a spreadsheet shows as text: a leading formula character gets a quote before it."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
