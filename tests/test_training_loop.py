@@ -147,3 +147,14 @@ def test_each_method_trains_through_the_loop_and_saves_a_vanilla_model(
         assert len(pipeline.tokenizer.tokenize("<medcf>")) == 1
     image = pipeline("<medcf> chest X-ray", num_inference_steps=2, output_type="np", height=32, width=32).images
     assert image.shape == (1, 32, 32, 1) and torch.isfinite(torch.from_numpy(image)).all()
+
+
+def test_train_refuses_a_folder_of_other_files_even_through_a_link(tmp_path: Path, cxr_synth_root: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("keep me")
+    (tmp_path / "link").symlink_to(theirs)
+    for out in (theirs, tmp_path / "link"):
+        with pytest.raises(ValueError, match="a folder of other files, not a medcf run; pass a new --out"):
+            train(tiny_config(cxr_synth_root, "train.max_steps=1"), out, progress=False)
+    assert [path.name for path in theirs.iterdir()] == ["notes.txt"]

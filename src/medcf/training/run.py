@@ -152,6 +152,8 @@ def _check_options(config: Config, accelerator: Accelerator, folder: Path) -> No
     if config.train.train_vae_decoder and accelerator.num_processes > 1:
         raise ValueError("train.train_vae_decoder runs in one process only; launch without accelerate multi-process")
     saved = folder / "config.yaml"
+    if folder.is_dir() and any(folder.iterdir()) and not saved.is_file():  # its own run resumes; nothing else
+        raise ValueError(f"{folder} ({folder.resolve()}): a folder of other files, not a medcf run; pass a new --out")
     if saved.is_file():
         before = yaml.safe_load(saved.read_text())
         now = config_dict(config)
