@@ -159,6 +159,15 @@ def test_colour_dicom_becomes_luma() -> None:
     assert np.abs(ybr.values - rgb.values).max() < 3
     lossless = read_image(_file("US1_J2KR.dcm"))  # JPEG 2000 lossless YBR_RCT vs its uncompressed twin
     np.testing.assert_allclose(lossless.values, read_image(_file("US1_UNCR.dcm")).values, atol=1e-3)
+    assert rgb.provenance.colour and ybr.provenance.colour  # a colour picture: model inputs refuse it, as for PNG
+    assert not read_image(_file("CT_small.dcm")).provenance.colour
+
+
+def test_a_colour_dicom_is_refused_as_a_model_input_like_a_colour_png() -> None:
+    from medcf.editing.files import load_model_input
+
+    with pytest.raises(ValueError, match="SC_ybr_full_uncompressed.dcm: a colour image, not a greyscale scan"):
+        load_model_input(_file("SC_ybr_full_uncompressed.dcm"), 64)
 
 
 def test_file_without_suffix_is_sniffed_as_dicom(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, get_d
 
 from medcf.data.image import MedicalImage, Provenance
 from medcf.data.intensity import percentile_window, window_level
-from medcf.data.raster import LUMA_BT601, Pick, check_size
+from medcf.data.raster import COLOUR_SPREAD, LUMA_BT601, Pick, check_size
 
 PIXEL_DATA = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 # Frame-level attributes: top level in classic objects, functional-group macros in enhanced ones.
@@ -89,10 +89,18 @@ def _frames(
             slice_index=index if len(stack) > 1 else None,
             spacing=_spacing(attributes[index]),
             modality=str(dataset.get("Modality") or "") or None,
+            colour=colour_max is not None and _is_colour(stack[index], colour_max),
         )
         pixels = 1.0 - pixels if inverted else pixels
         images.append(MedicalImage(pixels.astype(np.float32), values[index], provenance, header=dataset))
     return images
+
+
+def _is_colour(rgb: np.ndarray, code_max: float) -> bool:
+    """Channels that differ like a photo's, by PNG/JPEG's rule (data/raster.py) on the 8-bit scale: an RGB or YBR
+    DICOM of a grey scan stays usable, a colour one is flagged for model inputs to refuse."""
+    spread = (rgb.max(axis=-1).astype(np.float64) - rgb.min(axis=-1)).mean() * 255.0 / code_max if rgb.size else 0.0
+    return bool(spread > COLOUR_SPREAD)
 
 
 def frame_attributes(dataset: Dataset, index: int) -> Dataset:
