@@ -102,6 +102,28 @@ COMMANDS = [  # (case, CLI args, message)
         "absent/metadata.csv: dataset table not found",
     ),
     ("unsupported output format", ["convert", "{t}/grey.png", "{t}/grey.bmp"], "grey.bmp: unsupported output suffix"),
+    # issue 25's table: numbers checked before any work, code never run from a config, unreadable prompts named
+    ("negative steps", [*GENERATE[:-2], "--steps", "-5", *OUT], "--steps -5: must be ≥ 1"),
+    ("zero steps", [*COUNTERFACTUAL[:-4], "--image", "{t}/grey.png", "--steps", "0", *OUT], "--steps 0: must be ≥ 1"),
+    ("zero batch size", [*GENERATE, "--batch-size", "0", *OUT], "--batch-size 0: must be ≥ 1"),
+    ("seed past 64 bits", [*GENERATE, "--seed", "18446744073709551616", *OUT], "--seed 18446744073709551616: must"),
+    ("NaN guidance", [*GENERATE, "--guidance", "nan", *OUT], "--guidance nan: must be a finite number"),
+    ("infinite drift", [*GENERATE, "--drift", "0,inf,0,0", *OUT], "--drift inf: must be a finite number"),
+    ("negative sigma", ["attribute", *MODEL, "--image", "{t}/grey.png", "--sigma", "-1", *OUT], "--sigma -1.0: must"),
+    ("strength past 1", [*COUNTERFACTUAL, "--image", "{t}/grey.png", "--strength", "2"], "--strength 2.0: must be in"),
+    ("negative max_steps", ["train", "--set", "train.max_steps=-5", *OUT], "train.max_steps=-5: must be ≥ 1"),
+    ("a 7 px model", ["train", "--set", "data.resolution=7", *OUT], "data.resolution=7: must be a multiple of 8"),
+    (
+        "a filter that runs code",
+        ["train", "--set", "data.root={t}/data", "--set", "data.filter=age.__class__.__init__.__globals__", *OUT],
+        "data.filter='age.__class__.__init__.__globals__'",
+    ),
+    (
+        "a 10,000-character prompt",
+        ["generate", *MODEL, "--prompt", "x" * 10_000, *OUT],
+        "the text encoder cannot read 'xxxxxxxxxxxxxxxxxxxx…'",
+    ),
+    ("a device that is absent", [*GENERATE, "--device", "tpu", *OUT], "device='tpu': unknown; choose auto, cpu"),
 ]
 
 
@@ -167,6 +189,8 @@ def _write_tables(root: Path) -> None:
     (root / "age.csv").write_text("id,age,sex\np1,forty,M\n")
     (root / "code.csv").write_text("id,age,sex,nodule\np1,40,M,7\n")
     (root / "bad.yaml").write_text("train: [unclosed\n")
+    (root / "data").mkdir()
+    (root / "data" / "metadata.csv").write_text("id,age,file\np1,40,grey.png\n")  # a dataset a filter runs over
 
 
 def _write_models(root: Path) -> None:

@@ -35,10 +35,19 @@ def encode_prompts(components: Components, prompts: list[str]) -> torch.Tensor:
 
 
 def check_prompt_lengths(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> None:
-    """Refuse, in one line, a prompt the text encoder would cut at tokenizer.model_max_length tokens."""
+    """Refuse, in one line, a prompt the text encoder would cut at tokenizer.model_max_length tokens, or whose
+    words it cannot read (its tokenizer's unknown token: e.g. a 10,000-character "word" becomes one [UNK])."""
     limit = tokenizer.model_max_length
     for prompt in dict.fromkeys(prompts):
-        count = len(tokenizer(prompt).input_ids)  # with the start and end tokens, as encoded
+        ids = tokenizer(prompt).input_ids  # with the start and end tokens, as encoded
+        if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in ids:
+            unknown = [word for word in prompt.split() if tokenizer.unk_token_id in tokenizer(word).input_ids]
+            shown = ", ".join(repr(word[:20] + ("…" if len(word) > 20 else "")) for word in unknown[:3])
+            raise ValueError(
+                f"prompt {prompt[:40]!r}…: the text encoder cannot read {shown} (its tokenizer has no token for "
+                "it, so it would pass as unknown); use plain words"
+            )
+        count = len(ids)
         if count > limit:
             raise ValueError(
                 f"prompt {prompt[:40]!r}… is {count} tokens; the model's text encoder reads {limit} and would cut the "
