@@ -50,3 +50,11 @@ def test_the_commands_refuse_before_any_work(tmp_path: Path, args: list[str], me
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_control_characters_in_names_reach_the_terminal_escaped(tmp_path: Path) -> None:
+    from medcf.cli.app import printable
+
+    assert printable("a\x1b[31mred\x07 \u202etxt.dcm\nnext\tδ") == "a\\x1b[31mred\\x07 \\u202etxt.dcm\nnext\tδ"
+    result = medcf("info", "scan\x1b[2J.dcm", cwd=tmp_path)  # a file name that would clear the screen
+    assert result.returncode == 1 and "scan\\x1b[2J.dcm" in result.stderr and "\x1b" not in result.stderr

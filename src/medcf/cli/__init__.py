@@ -8,10 +8,8 @@ from __future__ import annotations
 import os
 import sys
 
-import typer
-
 from medcf.cli import data, editing, evaluation, models, serve  # noqa: F401 - registers the commands on `app`
-from medcf.cli.app import app
+from medcf.cli.app import app, echo
 
 __all__ = ["app", "main"]
 
@@ -26,7 +24,7 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - the CLI boundary: every failure becomes one line
         if debug:
             raise
-        typer.echo(f"error: {_one_line(exc)}", err=True)
+        echo(f"error: {_one_line(exc)}", err=True)
         raise SystemExit(1) from None
 
 

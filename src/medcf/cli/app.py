@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Annotated
 
@@ -42,6 +43,23 @@ DeviceOption = Annotated[
 PrecisionOption = Annotated[
     str, typer.Option(help="auto (bf16 on a bf16 GPU, fp16 on other GPUs, fp32 on CPU), fp32, bf16 or fp16.")
 ]
+
+
+def printable(text: str) -> str:
+    """`text` for the terminal: control and format characters (an ESC sequence or a right-to-left override hidden in
+    a file name or a prompt) shown escaped, as \\x1b or \\u202e, instead of acting on the terminal."""
+    return "".join(
+        char if char in "\n\t" or not unicodedata.category(char).startswith("C") else _escaped(char) for char in text
+    )
+
+
+def _escaped(char: str) -> str:
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def echo(text: str, *, err: bool = False) -> None:
+    """typer.echo of `text` through `printable`: every line a command prints goes through here."""
+    typer.echo(printable(text), err=err)
 
 
 def parse_drift(text: str, *, scalar: bool = True) -> float | list[float]:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from medcf.cli.app import DeviceOption, PrecisionOption, SeedOption, app, check_device, check_inputs
+from medcf.cli.app import DeviceOption, PrecisionOption, SeedOption, app, check_device, check_inputs, echo
 from medcf.cli.checks import check_options
 
 
@@ -33,7 +33,7 @@ def demo(
     from medcf.demo import run_demo
 
     report = run_demo(out, seed=seed, model=model, device=device, precision=precision)
-    typer.echo(f"demo report: {report}")
+    echo(f"demo report: {report}")
 
 
 AxisOption = Annotated[str, typer.Option(help="NIfTI slicing plane: axial, coronal or sagittal.")]
@@ -53,10 +53,10 @@ def info(
     images = read_images(path, axis=axis)
     first = images[0]
     provenance = first.provenance
-    typer.echo(f"{path}: {provenance.format}, {len(images)} image(s) of {first.shape[0]}x{first.shape[1]} px")
-    typer.echo(f"  modality: {provenance.modality or 'unknown'}; spacing (mm): {provenance.spacing or 'unknown'}")
+    echo(f"{path}: {provenance.format}, {len(images)} image(s) of {first.shape[0]}x{first.shape[1]} px")
+    echo(f"  modality: {provenance.modality or 'unknown'}; spacing (mm): {provenance.spacing or 'unknown'}")
     values = [image.values for image in images]
-    typer.echo(
+    echo(
         f"  values ({'HU' if provenance.modality == 'CT' else 'modality units'}): "
         f"{min(v.min() for v in values):.6g} .. {max(v.max() for v in values):.6g}"
     )
@@ -82,7 +82,7 @@ def convert(
         written = write_png(target, image.pixels, bit_depth=bit_depth)
     else:
         written = write_image(target, image.pixels, like=image)
-    typer.echo(f"wrote {written}")
+    echo(f"wrote {written}")
 
 
 @app.command()
@@ -116,7 +116,7 @@ def prompts(
             text = template.healthy(fields, seed=seed) if healthy else template.render(fields, seed=seed)
         except ValueError as exc:
             raise ValueError(f"{where(csv, index)}: {exc}") from exc
-        typer.echo(f"{fields[id_column]}\t{text}")
+        echo(f"{fields[id_column]}\t{text}")
 
 
 def _load_vocabulary(path: Path):
@@ -152,6 +152,6 @@ def synth(
     from medcf.data.synthetic import preview_grid, synthesize
 
     root = synthesize(kind, out, n=n, size=size, seed=seed, counterfactuals=counterfactuals)
-    typer.echo(f"wrote {n} {kind} subjects to {root}")
+    echo(f"wrote {n} {kind} subjects to {root}")
     if preview and counterfactuals:
-        typer.echo(f"preview: {preview_grid(root, root / 'preview.png', subjects=min(n, 6))}")
+        echo(f"preview: {preview_grid(root, root / 'preview.png', subjects=min(n, 6))}")
