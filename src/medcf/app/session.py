@@ -7,7 +7,9 @@ the same results. Errors are ValueError with one line naming the file and the fi
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +31,8 @@ from medcf.pretrained import PretrainedModel
 UPLOAD_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".nii", ".nii.gz")
 MAX_UPLOAD_MB = 64  # a CR/DX radiograph is ≤ 30 MB; larger files are refused before they are read
 DEMO_PATIENTS = 8
+VOLUME = re.compile(r" holds (\d+) ([\w ]+); pass --index ")  # load_model_input's refusal of a file of several images
+COPY_SUFFIXES = {"dicom": ".dcm", "nifti": ".nii.gz"}  # the app's copy of an upload; PNG/JPEG are copied as PNG
 ROW_FIELDS = ("age", "sex", "smoking", "view", "nodule", "consolidation", "pleural_effusion", "cardiomegaly")
 
 
@@ -71,15 +75,40 @@ def check_upload(path: str | Path) -> Path:
 
 
 def open_upload(workspace: Workspace, path: str | Path) -> Source:
-    """An uploaded PNG/DICOM/NIfTI slice and the clinical row its header states (DICOM)."""
+    """An uploaded PNG/DICOM/NIfTI slice and the clinical row its header states (DICOM).
+
+    The app edits a copy written into the workspace as `NNNN-upload/image.<dcm|nii.gz|png>`: a new, anonymous
+    file (medcf's derived-image writers keep geometry only), so no output names the patient or the file.
+    """
     path = check_upload(path)
     try:
         source = load_model_input(path, workspace.model.resolution)
-    except (ValueError, FileNotFoundError):
+    except ValueError as error:
+        # A volume is refused, not cut at its middle slice: which slice shows the finding is the user's call.
+        if held := VOLUME.search(str(error)):
+            raise ValueError(
+                f"{path.name} holds {held[1]} {held[2]}; the app edits one 2-D image: upload a single slice, or "
+                f"run `medcf counterfactual --index` on the file"
+            ) from None
         raise  # medcf's readers already name the file and the fix
+    except FileNotFoundError:
+        raise
     except Exception as error:  # a decoder's own error on a corrupt file: one line, naming the file
         raise ValueError(f"{path.name}: cannot be read as an image ({type(error).__name__}); check the file") from None
-    return Source(path, clinical_row(source.image, []), source.display)
+    folder = workspace.new_folder("upload")
+    folder.mkdir()
+    suffix = COPY_SUFFIXES.get(source.image.provenance.format, ".png")
+    copy = write_image(folder / f"image{suffix}", source.image.pixels, like=source.image)
+    return Source(Path(copy), clinical_row(source.image, []), source.display)
+
+
+def discard_upload(path: str | Path) -> None:
+    """Delete gradio's temporary copy of an upload, and its folder when empty: it holds the patient's file name
+    and full header, and gradio would leave it in its temporary folder after the app stops."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # gradio gives each upload its own folder; a shared one stays
+        path.parent.rmdir()
 
 
 def demo_patient(workspace: Workspace, index: int, *, seed: int = 0) -> Source:

@@ -1,7 +1,10 @@
 """The gradio page: pick or upload an image, see its clinical row, edit it, inpaint it, download results.
 
 Binds 127.0.0.1 unless told otherwise; uploads are limited by type and size (session.check_upload) and by
-gradio's max_file_size; the page loads no web fonts or analytics, so it works with no network.
+gradio's max_file_size; the page loads no web fonts or analytics, so it works with no network. Uploads carry
+patient names and IDs (file name, DICOM header): an image upload is deleted from gradio's temporary folder as
+soon as it is read (the app keeps an anonymous copy), a mask upload when its tab closes, and whatever is left
+when the app stops (gradio's delete_cache).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from medcf.app.session import (  # noqa: E402
     Source,
     Workspace,
     demo_patient,
+    discard_upload,
     format_row,
     open_upload,
     parse_row,
@@ -43,12 +47,13 @@ EDITS = {
     "smoking → never": "smoking=never",
 }
 PATIENTS = [f"held-out patient {i + 1}" for i in range(DEMO_PATIENTS)]
+DELETE_CACHE = (3600, 3600)  # (every, older than) seconds: gradio deletes stray uploads hourly and all at stop
 THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])  # no Google Fonts fetch
 
 
 def build_app(workspace: Workspace) -> gr.Blocks:
     """The Blocks page bound to one loaded model and output folder."""
-    with gr.Blocks(title="medcf") as page:
+    with gr.Blocks(title="medcf", delete_cache=DELETE_CACHE) as page:
         gr.Markdown(
             "# medcf: counterfactual chest X-rays\n"
             f"Model: `{workspace.model.folder.name}` ({workspace.model.resolution} px, semi-synthetic training data; "
@@ -93,7 +98,26 @@ def build_app(workspace: Workspace) -> gr.Blocks:
                   [result, attribution, histogram, downloads, status])  # fmt: skip
         inpaint.click(lambda *a: _inpaint(workspace, *a), [source, row, canvas, mask_file, prompt, steps],
                       [inpainted, downloads, status])  # fmt: skip
+        _discard_masks_on_unload(page, mask_file)
     return page
+
+
+def _discard_masks_on_unload(page: gr.Blocks, mask_file: gr.File) -> None:
+    """A session's uploaded mask stays while its tab is open (inpaint may run again) and is deleted on close."""
+    masks: dict[str, str] = {}  # session hash → gradio's temporary path of the session's latest mask upload
+
+    def remember(file: str | None, request: gr.Request) -> None:
+        if previous := masks.pop(request.session_hash, None):
+            discard_upload(previous)
+        if file:
+            masks[request.session_hash] = file
+
+    def forget(request: gr.Request) -> None:
+        if file := masks.pop(request.session_hash, None):
+            discard_upload(file)
+
+    mask_file.upload(remember, mask_file, None)
+    page.unload(forget)
 
 
 def _open(workspace: Workspace, *, patient: str | None = None, upload: str | None = None):
@@ -104,8 +128,11 @@ def _open(workspace: Workspace, *, patient: str | None = None, upload: str | Non
     except (ValueError, FileNotFoundError) as error:
         hidden = f"{Path(upload).parent}/" if upload else ""  # gradio's temporary folder means nothing to the user
         raise gr.Error(str(error).replace(hidden, "") if hidden else str(error)) from None
+    finally:
+        if upload:
+            discard_upload(upload)  # read or refused, gradio's copy keeps the patient's name: delete it now
     shown = _rgb(source.display)
-    name = patient or Path(upload).name
+    name = patient or f"upload opened; the app keeps an anonymous copy, `{source.path.parent.name}/{source.path.name}`"
     return source, shown, format_row(source.row), {"background": shown, "layers": [], "composite": shown}, name
 
 

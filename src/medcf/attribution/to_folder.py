@@ -19,7 +19,7 @@ from medcf.attribution.gradients import at_classifier_size, grad_cam, gradient_s
 from medcf.classifier import ImageClassifier, classify, load_classifier, resize_for_classifier
 from medcf.data import write_image
 from medcf.editing import healthy_prompts
-from medcf.editing.files import clinical_row, load_mask, load_model_input, model_resolution, reproducibility
+from medcf.editing.files import clinical_row, load_mask, load_model_input, model_resolution, patient_files
 from medcf.figures import overlay, panel, save_figure, signed_heatmap, with_colour_bar
 from medcf.models import Components, load_components
 from medcf.models.device import run_settings
@@ -27,6 +27,7 @@ from medcf.models.precision import check_precision, inference_precision
 from medcf.prompts import PromptTemplate
 from medcf.prompts.fields import parse_finding
 from medcf.report import Section, write_report
+from medcf.training.record import environment
 
 
 def attribute_to_folder(
@@ -44,12 +45,15 @@ def attribute_to_folder(
     latent_drift: float | Sequence[float] = 0.0,
     sigma: float = 1.0,
     anatomy_mask: str | Path | None = None,
+    index: int | None = None,
     device: str = "auto",
     precision: str = "auto",
+    show_names: bool = False,
     components: Components | None = None,
 ) -> Path:
     """map.npy (signed M = x − x_healthy), map.png, overlay.png, counterpart.png, panel.png, report; plus
-    saliency.npy / gradcam.npy of `classifier` for the image's findings when a classifier is given."""
+    saliency.npy / gradcam.npy of `classifier` for the image's findings when a classifier is given.
+    `index` and `show_names` as in `medcf.editing.to_folder.counterfactual_to_folder`."""
     check_precision(precision)
     out = new_output_folder(out)
     network = None if classifier is None else load_classifier(classifier)
@@ -57,7 +61,7 @@ def attribute_to_folder(
     run_on = run_settings(components.unet.device, precision)
     precision = run_on["precision"]
     resolution = model_resolution(components)
-    source = load_model_input(image, resolution)
+    source = load_model_input(image, resolution, index=index)
     clinical = clinical_row(source.image, row)
     anatomy = None if anatomy_mask is None else load_mask(anatomy_mask, resolution, like=source.image.shape)
     (source_prompt,), (healthy_prompt,) = healthy_prompts(PromptTemplate.from_pretrained(model), [clinical])
@@ -75,11 +79,12 @@ def attribute_to_folder(
     tiles.append((overlay(source.display, heat, weight), "overlay"))
     baselines = {} if network is None else classifier_maps(network, source.pixels, clinical)
     tiles += [(overlay(source.display, _hot(m), m / max(m.max(), 1e-12)), name) for name, m in baselines.items()]
+    files = patient_files({"image": image, "anatomy mask": anatomy_mask}, show_names=show_names)
     settings = {
-        "model": str(model), "image": str(image), "source prompt": source_prompt, "healthy prompt": healthy_prompt,
-        "engine": engine, "strength": strength, "steps": num_inference_steps, "guidance": guidance_scale,
-        "latent drift": latent_drift, "seeds": list(seeds), "sigma": sigma, "classifier": str(classifier or ""),
-        **run_on,
+        "model": str(model), **files, "index": index, "source prompt": source_prompt,
+        "healthy prompt": healthy_prompt, "engine": engine, "strength": strength, "steps": num_inference_steps,
+        "guidance": guidance_scale, "latent drift": latent_drift, "seeds": list(seeds), "sigma": sigma,
+        "classifier": str(classifier or ""), **run_on,
     }  # fmt: skip
     with atomic_folder(out) as staging:
         np.save(staging / "map.npy", signed)
@@ -91,7 +96,7 @@ def attribute_to_folder(
             np.save(staging / f"{name.split(' ')[0]}.npy", values)
         figure = panel([[tile for tile, _ in tiles]], [[caption for _, caption in tiles]], tile=192)
         save_figure(with_colour_bar(figure, limit, label="M, display units"), staging / "panel.png")
-        record = {**settings, **reproducibility(source.image.provenance.source)}
+        record = {**settings, "environment": environment()}  # the software, to redo a figure
         (staging / "settings.json").write_text(json.dumps(record, indent=2) + "\n")
         write_report(staging, "medcf attribute", _sections(settings, signed))
     return out

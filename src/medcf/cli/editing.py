@@ -28,6 +28,17 @@ RowOption = Annotated[
 StepsOption = Annotated[int, typer.Option(help="Sampler steps (DDIM).")]
 GuidanceOption = Annotated[float, typer.Option(help="Classifier-free guidance scale.")]
 DriftOption = Annotated[str, typer.Option(help="Latent Drift δ: one number, or one per latent channel.")]
+IndexOption = Annotated[
+    int | None, typer.Option("--index", help="Frame of a multi-frame DICOM or axial slice of a NIfTI volume, from 0.")
+]
+RecordNamesOption = Annotated[
+    bool,
+    typer.Option(
+        "--record-names",
+        help="Write the image and mask paths into settings.json and the report (default: SHA-256 and suffix only, "
+        "as file names often carry patient names or IDs).",
+    ),
+]
 
 
 @app.command("counterfactual")
@@ -46,9 +57,11 @@ def counterfactual_command(
     drift: DriftOption = "0",
     null_text: Annotated[bool, typer.Option(help="Null-text inversion for fidelity (slower).")] = False,
     mask: Annotated[Path | None, typer.Option(help="Only this region may change (white on black).")] = None,
+    index: IndexOption = None,
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
+    record_names: RecordNamesOption = False,
 ) -> None:
     """The image with its clinical row edited: writes the counterfactual (PNG, and DICOM/NIfTI like the
     input), the signed change and a side-by-side panel.
@@ -62,8 +75,8 @@ def counterfactual_command(
 
     folder = counterfactual_to_folder(
         model, image, set_, out, row=row or [], engine=engine, strength=strength, num_inference_steps=steps,
-        guidance_scale=guidance, latent_drift=parse_drift(drift), null_text=null_text, mask=mask, seed=seed,
-        device=device, precision=precision,
+        guidance_scale=guidance, latent_drift=parse_drift(drift), null_text=null_text, mask=mask, index=index,
+        seed=seed, device=device, precision=precision, show_names=record_names,
     )  # fmt: skip
     typer.echo(f"counterfactual: {folder / 'counterfactual.png'}\nreport: {folder / 'index.html'}")
 
@@ -79,9 +92,11 @@ def inpaint(
     guidance: GuidanceOption = 3.0,  # = editing.to_folder.INPAINT_GUIDANCE (not imported: the CLI starts fast)
     drift: DriftOption = "0",
     resample: Annotated[int, typer.Option(help="RePaint resampling per step (1 = none).")] = 2,
+    index: IndexOption = None,
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
+    record_names: RecordNamesOption = False,
 ) -> None:
     """Induce a finding inside a mask from a prompt, zero-shot; outside the mask the image is unchanged.
 
@@ -95,7 +110,8 @@ def inpaint(
 
     folder = inpaint_to_folder(
         model, image, mask, prompt, out, num_inference_steps=steps, guidance_scale=guidance,
-        latent_drift=parse_drift(drift), resample_steps=resample, seed=seed, device=device, precision=precision,
+        latent_drift=parse_drift(drift), resample_steps=resample, index=index, seed=seed, device=device,
+        precision=precision, show_names=record_names,
     )  # fmt: skip
     typer.echo(f"inpainted: {folder / 'inpainted.png'}\nreport: {folder / 'index.html'}")
 
@@ -118,9 +134,11 @@ def attribute(
     drift: DriftOption = "0",
     sigma: Annotated[float, typer.Option(help="Gaussian smoothing of the map, pixels.")] = 1.0,
     anatomy_mask: Annotated[Path | None, typer.Option(help="Keep the map inside this mask only.")] = None,
+    index: IndexOption = None,
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
+    record_names: RecordNamesOption = False,
 ) -> None:
     """Where the image departs from its healthy counterpart: the signed map M = x − x_healthy, its overlay,
     the counterpart, and classifier baselines when given.
@@ -136,7 +154,8 @@ def attribute(
     folder = attribute_to_folder(
         model, image, out, row=row or [], classifier=classifier, seeds=range(seed, seed + seeds), engine=engine,
         strength=strength, num_inference_steps=steps, guidance_scale=guidance, latent_drift=parse_drift(drift),
-        sigma=sigma, anatomy_mask=anatomy_mask, device=device, precision=precision,
+        sigma=sigma, anatomy_mask=anatomy_mask, index=index, device=device, precision=precision,
+        show_names=record_names,
     )  # fmt: skip
     typer.echo(f"attribution map: {folder / 'map.png'}\nreport: {folder / 'index.html'}")
 

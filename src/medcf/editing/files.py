@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from medcf.data import read_image, write_image
+from medcf.data import IMAGE_SUFFIXES, read_image, write_image
 from medcf.data.dataset import resize_square
 from medcf.data.dicom import clinical_fields
 from medcf.data.image import MedicalImage
@@ -28,6 +28,7 @@ from medcf.report import Section, write_report
 from medcf.training.record import environment
 
 SOURCE_FORMATS = {"dicom": "dcm", "nifti": "nii.gz"}
+REDACTED = "<redacted>"  # a patient file's name often carries the patient's name or MRN (DOE_JOHN_12345.dcm)
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,12 @@ def model_resolution(components: Components) -> int:
 
 
 def load_model_input(path: str | Path, resolution: int, *, index: int | None = None) -> ModelInput:
-    """Read a PNG/DICOM/NIfTI slice and crop/resize it as training did."""
-    image = read_image(path, index=index)
+    """Read a PNG/DICOM/NIfTI slice (frame / slice `index` of a multi-frame DICOM or a volume) and crop/resize
+    it as training did."""
+    try:
+        image = read_image(path, index=index)
+    except ValueError as error:  # the data layer names read_image's argument; editing commands take --index
+        raise ValueError(str(error).replace("; pass index=", "; pass --index ")) from None
     if image.provenance.colour:
         raise ValueError(
             f"{path}: a colour image, not a greyscale scan; pass the scan itself (a grey PNG, DICOM or NIfTI), "
@@ -135,7 +140,7 @@ def write_edit(
     ]
     figure = panel([[tile for tile, _ in tiles]], [[caption for _, caption in tiles]], tile=192)
     save_figure(with_colour_bar(figure, limit, label="change, display units"), staging / "panel.png")
-    record = {**settings, **reproducibility(source.image.provenance.source)}
+    record = {**settings, "environment": environment()}  # the software, to redo a figure
     (staging / "settings.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     summary = {"mean |change|": float(np.abs(difference).mean()), "max |change|": limit}
     sections = [
@@ -146,6 +151,16 @@ def write_edit(
     return write_report(staging, title, sections)
 
 
-def reproducibility(image: Path) -> dict[str, object]:
-    """What settings.json records beside the settings to redo a figure: the input's hash and the software."""
-    return {"image sha256": hashlib.sha256(Path(image).read_bytes()).hexdigest(), "environment": environment()}
+def patient_files(paths: Mapping[str, str | Path | None], *, show_names: bool) -> dict[str, str]:
+    """Settings entries for the patient's files: each by a redacted name (its path when `show_names`) and its
+    SHA-256, which pins the exact input for a rerun without naming the patient."""
+    record = {}
+    for key, path in paths.items():
+        if path is None:
+            record[key] = ""
+            continue
+        name = Path(path).name.lower()
+        suffix = next((known for known in IMAGE_SUFFIXES if name.endswith(known)), "")  # a known suffix names no one
+        record[key] = str(path) if show_names else REDACTED + suffix
+        record[f"{key} sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return record

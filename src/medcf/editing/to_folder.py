@@ -9,7 +9,14 @@ import torch
 
 from medcf.atomic import atomic_folder, new_output_folder
 from medcf.editing.counterfactual import counterfactual
-from medcf.editing.files import clinical_row, load_mask, load_model_input, model_resolution, write_edit
+from medcf.editing.files import (
+    clinical_row,
+    load_mask,
+    load_model_input,
+    model_resolution,
+    patient_files,
+    write_edit,
+)
 from medcf.editing.inpaint import inpaint
 from medcf.editing.rows import edit_prompts
 from medcf.models import Components, check_edit_survives_truncation, check_prompt_lengths, load_components
@@ -38,18 +45,23 @@ def counterfactual_to_folder(
     latent_drift: float | Sequence[float] = 0.0,
     null_text: bool = False,
     mask: str | Path | None = None,
+    index: int | None = None,
     seed: int = 0,
     device: str = "auto",
     precision: str = "auto",
+    show_names: bool = False,
     components: Components | None = None,
 ) -> Path:
-    """The image with `edits` applied to its clinical row (header fields + `row` overrides); returns `out`."""
+    """The image with `edits` applied to its clinical row (header fields + `row` overrides); returns `out`.
+
+    `index` picks the frame / slice of a multi-frame DICOM or a volume. Settings and report name the image and
+    mask by SHA-256 and suffix only, unless `show_names` (file names often carry patient identifiers)."""
     out = new_output_folder(out)
     components = components or load_components(model, device=device)
     run_on = run_settings(components.unet.device, precision)
     template = PromptTemplate.from_pretrained(model)
     resolution = model_resolution(components)
-    source = load_model_input(image, resolution)
+    source = load_model_input(image, resolution, index=index)
     clinical = clinical_row(source.image, row)
     (source_prompt,), (target_prompt,) = edit_prompts(template, [clinical], edits)
     check_edit_survives_truncation(components.tokenizer, source_prompt, target_prompt)
@@ -61,10 +73,10 @@ def counterfactual_to_folder(
             null_text=null_text, mask=edit_mask, generator=torch.Generator().manual_seed(seed),
         )  # fmt: skip
     settings = {
-        "model": str(model), "image": str(image), "edits": list(edits), "source prompt": source_prompt,
-        "target prompt": target_prompt, "engine": engine, "strength": strength, "steps": num_inference_steps,
-        "guidance": guidance_scale, "latent drift": latent_drift, "null-text": null_text,
-        "mask": str(mask) if mask else "", "seed": seed, **run_on,
+        "model": str(model), **patient_files({"image": image}, show_names=show_names), "index": index,
+        "edits": list(edits), "source prompt": source_prompt, "target prompt": target_prompt, "engine": engine,
+        "strength": strength, "steps": num_inference_steps, "guidance": guidance_scale, "latent drift": latent_drift,
+        "null-text": null_text, **patient_files({"mask": mask}, show_names=show_names), "seed": seed, **run_on,
     }  # fmt: skip
     with atomic_folder(out) as staging:
         write_edit(staging, source, result, title="medcf counterfactual", name="counterfactual", settings=settings)
@@ -82,18 +94,21 @@ def inpaint_to_folder(
     guidance_scale: float = INPAINT_GUIDANCE,
     latent_drift: float | Sequence[float] = 0.0,
     resample_steps: int = INPAINT_RESAMPLE,
+    index: int | None = None,
     seed: int = 0,
     device: str = "auto",
     precision: str = "auto",
+    show_names: bool = False,
     components: Components | None = None,
 ) -> Path:
-    """The image with the mask's region regenerated from `prompt` (zero-shot RePaint); returns `out`."""
+    """The image with the mask's region regenerated from `prompt` (zero-shot RePaint); returns `out`.
+    `index` and `show_names` as in `counterfactual_to_folder`."""
     out = new_output_folder(out)
     components = components or load_components(model, device=device)
     run_on = run_settings(components.unet.device, precision)
     check_prompt_lengths(components.tokenizer, [prompt])
     resolution = model_resolution(components)
-    source = load_model_input(image, resolution)
+    source = load_model_input(image, resolution, index=index)
     region = load_mask(mask, resolution, like=source.image.shape)
     with inference_precision(precision, components.unet.device):
         result = inpaint(
@@ -102,9 +117,9 @@ def inpaint_to_folder(
             generator=torch.Generator().manual_seed(seed),
         )  # fmt: skip
     settings = {
-        "model": str(model), "image": str(image), "mask": str(mask), "prompt": prompt, "steps": num_inference_steps,
-        "guidance": guidance_scale, "latent drift": latent_drift, "resample steps": resample_steps, "seed": seed,
-        **run_on,
+        "model": str(model), **patient_files({"image": image, "mask": mask}, show_names=show_names), "index": index,
+        "prompt": prompt, "steps": num_inference_steps, "guidance": guidance_scale, "latent drift": latent_drift,
+        "resample steps": resample_steps, "seed": seed, **run_on,
     }  # fmt: skip
     with atomic_folder(out) as staging:
         tiles = [(region[0, 0].numpy(), "mask")]
