@@ -7,8 +7,12 @@ writer finished without an exception.
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 import shutil
+import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,11 +40,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def atomic_folder(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces `path` (which may hold an older result).
 
-    A crash leaves `path` as it was; callers decide beforehand whether `path` may be replaced.
+    A symbolic link `path` is followed: the result replaces the folder it points to and the link stays.
+    A crash leaves `path` as it was; callers decide beforehand whether `path` may be replaced. A staging
+    folder left by a killed run is removed by the next run into the same `path`.
     """
-    path = Path(path)
+    path = Path(os.path.realpath(path))  # rmtree refuses a link, and renaming onto one would replace the link
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
+    remove_dead_staging(path)
+    # The owner in the name lets a later run tell a killed writer's leftover from a live writer's folder.
+    prefix = f".{path.name}.{os.getpid()}@{socket.gethostname()}."
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=prefix, suffix=".partial"))
     try:
         yield staging
         os.chmod(staging, 0o755)  # mkdtemp makes a private folder; results are ordinary folders
@@ -51,15 +60,49 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def remove_dead_staging(path: Path) -> None:
+    """Delete staging folders of `path` whose writer on this host no longer runs (killed by SIGKILL, power loss)."""
+    owner = re.compile(rf"\.{re.escape(path.name)}\.(\d+)@(.+)\.[^.]+\.partial")
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
+        match = owner.fullmatch(leftover.name)
+        # Another host's pid says nothing about its process here (a shared file system): leave its folder.
+        if match is None or match[2] != socket.gethostname() or not leftover.is_dir() or _running(int(match[1])):
+            continue
+        shutil.rmtree(leftover, ignore_errors=True)
+        done = "could not remove (delete it by hand)" if leftover.exists() else "removed"
+        print(f"medcf: {done} {leftover}, left by a killed run (pid {match[1]})", file=sys.stderr)
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` exists; assumed on Windows, where os.kill(pid, 0) sends CTRL_C_EVENT instead."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0 only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, owned by another user
+    return True
+
+
 def new_output_folder(out: str | Path) -> Path:
-    """`out` as a Path, refusing a folder that already holds files (a result is never overwritten)."""
+    """`out` as a Path, refusing a folder that already holds files (a result is never overwritten).
+
+    A symbolic link is followed: the result goes into the folder it points to.
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out}: a file, not a folder; pass a new --out folder")
+        raise FileExistsError(f"{shown_path(out)}: a file, not a folder; pass a new --out folder")
     if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out}: folder is not empty; pass a new --out folder")
-    check_writable(out)
+        raise FileExistsError(f"{shown_path(out)}: folder is not empty; pass a new --out folder")
+    check_writable(Path(os.path.realpath(out)))
     return out
+
+
+def shown_path(path: Path) -> str:
+    """`path` for a message, with the folder it points to when it is a symbolic link."""
+    return f"{path} (a link to {os.path.realpath(path)})" if path.is_symlink() else str(path)
 
 
 def check_writable(out: Path) -> None:

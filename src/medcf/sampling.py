@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from medcf.atomic import atomic_folder, new_output_folder
 from medcf.data import read_image, write_png
@@ -18,6 +19,8 @@ from medcf.generate import generate
 from medcf.models import Components, check_prompt_lengths, has_mask_condition, load_components, vae_scale_factor
 from medcf.models.device import run_settings
 from medcf.models.precision import inference_precision
+
+GRID_IMAGES = 64  # a larger grid is unreadable, and would keep every image in memory
 
 
 def generate_to_folder(
@@ -34,47 +37,64 @@ def generate_to_folder(
     seed: int = 0,
     device: str = "auto",
     precision: str = "auto",
+    progress: bool = True,
 ) -> Path:
     """Write `out/NNNN.png` per prompt (16-bit grey), `grid.png` and `prompts.csv`; image i uses noise seed+i,
-    drawn on the CPU, so a seed gives the same noise on every device."""
+    drawn on the CPU, so a seed gives the same noise on every device.
+
+    Each batch is written as soon as it is sampled, so memory holds one batch whatever the number of images;
+    `grid.png` shows the first GRID_IMAGES images. `out` still appears complete or not at all.
+    """
     out = new_output_folder(out)
     if not prompts:
         raise ValueError("no prompts given; pass at least one --prompt")
     components = model if isinstance(model, Components) else load_components(model, device=device)
     check_prompt_lengths(components.tokenizer, list(prompts))
-    with inference_precision(precision, components.unet.device):
-        images = [
-            _batch(
-                components,
-                prompts,
-                start,
-                min(start + batch_size, len(prompts)),
-                mask,
-                seed,
-                num_inference_steps=num_inference_steps,
-                guidance_scale=guidance_scale,
-                scheduler=scheduler,
-                latent_drift=latent_drift,
-            )
-            for start in range(0, len(prompts), batch_size)
-        ]
-    pixels = ((torch.cat(images).mean(dim=1) + 1) / 2).clamp(0, 1).numpy()  # (N, H, W) display [0, 1]
-    table = io.StringIO()
-    writer = csv.writer(table)
-    writer.writerow(["file", "prompt", "seed"])
-    with atomic_folder(out) as staging:
-        for index, (image, prompt) in enumerate(zip(pixels, prompts, strict=True)):
-            write_png(staging / f"{index:04d}.png", image)
-            writer.writerow([f"{index:04d}.png", spreadsheet_text(prompt), seed + index])
-        (staging / "prompts.csv").write_text(table.getvalue())
+    options = {
+        "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale, "scheduler": scheduler,
+        "latent_drift": latent_drift,
+    }  # fmt: skip
+    bar = tqdm(total=len(prompts), desc="medcf generate", unit="image", disable=not progress)
+    with atomic_folder(out) as staging, bar, inference_precision(precision, components.unet.device):
+        shown = _write_batches(
+            components, prompts, staging, bar, mask=mask, batch_size=batch_size, seed=seed, **options
+        )
         settings = {
             "steps": num_inference_steps, "guidance": guidance_scale, "scheduler": scheduler,
             "latent drift": latent_drift, "batch size": batch_size, "seed": seed,
             **run_settings(components.unet.device, precision),
         }  # fmt: skip
         (staging / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
-        save_figure(grid(list(pixels)), staging / "grid.png")  # numbered like the files
+        save_figure(grid(shown), staging / "grid.png")  # numbered like the files
     return out
+
+
+def _write_batches(
+    components: Components,
+    prompts: Sequence[str],
+    staging: Path,
+    bar: tqdm,
+    *,
+    mask: str | Path | None,
+    batch_size: int,
+    seed: int,
+    **options: object,
+) -> list[np.ndarray]:
+    """Sample and write the PNGs and prompts.csv batch by batch; returns the first GRID_IMAGES display images."""
+    shown: list[np.ndarray] = []
+    with (staging / "prompts.csv").open("w", newline="") as table:  # newline="": the csv module ends rows itself
+        writer = csv.writer(table)
+        writer.writerow(["file", "prompt", "seed"])
+        for start in range(0, len(prompts), batch_size):
+            stop = min(start + batch_size, len(prompts))
+            images = _batch(components, prompts, start, stop, mask, seed, **options)
+            pixels = ((images.mean(dim=1) + 1) / 2).clamp(0, 1).numpy()  # (B, H, W) display [0, 1]
+            for index, image in zip(range(start, stop), pixels, strict=True):
+                write_png(staging / f"{index:04d}.png", image)
+                writer.writerow([f"{index:04d}.png", spreadsheet_text(prompts[index]), seed + index])
+            shown += [image.copy() for image in pixels[: GRID_IMAGES - len(shown)]]  # copies: the batch is freed
+            bar.update(stop - start)
+    return shown
 
 
 @torch.no_grad()

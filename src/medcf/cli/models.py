@@ -79,6 +79,7 @@ def generate(
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
+    progress: ProgressOption = True,
 ) -> None:
     """Generate images from prompts; writes one PNG per image, a grid and the prompt of each file.
 
@@ -101,6 +102,7 @@ def generate(
         seed=seed,
         device=device,
         precision=precision,
+        progress=progress,
     )
     typer.echo(f"wrote {n} images and grid.png to {folder}")
 

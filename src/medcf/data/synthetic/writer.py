@@ -12,7 +12,8 @@
       dataset.json         kind, modality, n, size, seed, effect threshold, factors and their levels
 
 The cohort is built in a hidden sibling folder and renamed onto `out` only when complete, so a
-crash never leaves half a dataset. Files depend only on (kind, n, size, seed): same seed, same bytes.
+crash never leaves half a dataset; the next run removes the hidden folder of a killed one (medcf.atomic).
+Files depend only on (kind, n, size, seed): same seed, same bytes.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from medcf.atomic import atomic_folder
+from medcf.atomic import atomic_folder, shown_path
 from medcf.data.io import write_png
 from medcf.data.synthetic.factors import EFFECT_THRESHOLD, counterfactual_values, effect_mask
 from medcf.data.synthetic.kinds import Kind, get_kind
@@ -98,9 +99,11 @@ def _check_arguments(out: Path, n: int, size: int, seed: int, workers: int | Non
     if not SIZE_RANGE[0] <= size <= SIZE_RANGE[1]:
         raise ValueError(f"size={size}: choose an image size from {SIZE_RANGE[0]} to {SIZE_RANGE[1]} pixels")
     if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: is a file; pass --out a new folder")
+        raise ValueError(f"{shown_path(out)}: is a file; pass --out a new folder")
     if out.is_dir() and any(out.iterdir()):
-        raise ValueError(f"{out}: folder exists and is not empty; pass --out a new folder or empty this one")
+        raise ValueError(
+            f"{shown_path(out)}: folder exists and is not empty; pass --out a new folder or empty this one"
+        )
 
 
 def _available_cpus() -> int:
