@@ -15,6 +15,7 @@ from medcf.cli.app import (
     app,
     check_device,
     check_inputs,
+    echo,
     parse_drift,
 )
 from medcf.cli.checks import check_options
@@ -78,7 +79,7 @@ def counterfactual_command(
         guidance_scale=guidance, latent_drift=parse_drift(drift), null_text=null_text, mask=mask, index=index,
         seed=seed, device=device, precision=precision, show_names=record_names,
     )  # fmt: skip
-    typer.echo(f"counterfactual: {folder / 'counterfactual.png'}\nreport: {folder / 'index.html'}")
+    echo(f"counterfactual: {folder / 'counterfactual.png'}\nreport: {folder / 'index.html'}")
 
 
 @app.command()
@@ -113,7 +114,7 @@ def inpaint(
         latent_drift=parse_drift(drift), resample_steps=resample, index=index, seed=seed, device=device,
         precision=precision, show_names=record_names,
     )  # fmt: skip
-    typer.echo(f"inpainted: {folder / 'inpainted.png'}\nreport: {folder / 'index.html'}")
+    echo(f"inpainted: {folder / 'inpainted.png'}\nreport: {folder / 'index.html'}")
 
 
 @app.command()
@@ -157,7 +158,7 @@ def attribute(
         sigma=sigma, anatomy_mask=anatomy_mask, index=index, device=device, precision=precision,
         show_names=record_names,
     )  # fmt: skip
-    typer.echo(f"attribution map: {folder / 'map.png'}\nreport: {folder / 'index.html'}")
+    echo(f"attribution map: {folder / 'map.png'}\nreport: {folder / 'index.html'}")
 
 
 @app.command()
@@ -195,7 +196,7 @@ def effect(
         guidance_scale=guidance, latent_drift=parse_drift(drift), batch_size=batch_size, seed=seed, device=device,
         precision=precision,
     )  # fmt: skip
-    typer.echo(f"effect map: {folder / 'effect_map.png'}\nreport: {folder / 'index.html'}")
+    echo(f"effect map: {folder / 'effect_map.png'}\nreport: {folder / 'index.html'}")
 
 
 @app.command("train-classifier")
@@ -228,4 +229,4 @@ def train_classifier(
         data, out, resolution=resolution, label_names=label, steps=steps, batch_size=batch_size, seed=seed,
         device=device, precision=precision,
     )  # fmt: skip
-    typer.echo(f"classifier: {folder}\nreport: {folder / 'index.html'}")
+    echo(f"classifier: {folder}\nreport: {folder / 'index.html'}")

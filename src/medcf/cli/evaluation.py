@@ -15,6 +15,7 @@ from medcf.cli.app import (
     app,
     check_device,
     check_inputs,
+    echo,
     parse_drift,
 )
 from medcf.cli.checks import check_options
@@ -58,7 +59,7 @@ def evaluate(
         attribution_cases=attribution_cases, seed=seed, device=device, precision=precision,
     )  # fmt: skip
     folder = evaluate_to_folder(model, data, out, classifier=classifier, inception=inception, settings=settings)
-    typer.echo(f"metrics: {folder / 'metrics.json'}\nreport: {folder / 'index.html'}")
+    echo(f"metrics: {folder / 'metrics.json'}\nreport: {folder / 'index.html'}")
 
 
 @app.command()
@@ -86,4 +87,4 @@ def benchmark(
     name = f"{suite}-quick" if quick else suite
     table = run_benchmark(suite, work or Path("benchmarks/work") / name, out, quick=quick, device=device,
                           precision=precision)  # fmt: skip
-    typer.echo(f"table: {table}")
+    echo(f"table: {table}")

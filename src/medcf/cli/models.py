@@ -19,6 +19,7 @@ from medcf.cli.app import (
     app,
     check_device,
     check_inputs,
+    echo,
     parse_drift,
 )
 from medcf.cli.checks import check_options
@@ -44,7 +45,7 @@ def train(
     from medcf.training import train as train_model  # the model libraries load only for a valid config
 
     model = train_model(run_config, out, progress=progress, command=_command())
-    typer.echo(f"model: {model}\nreport: {out / 'index.html'}")
+    echo(f"model: {model}\nreport: {out / 'index.html'}")
 
 
 def _checked_config(path: Path | None, overrides: list[str] | None):
@@ -104,7 +105,7 @@ def generate(
         precision=precision,
         progress=progress,
     )
-    typer.echo(f"wrote {n} images and grid.png to {folder}")
+    echo(f"wrote {n} images and grid.png to {folder}")
 
 
 @app.command("train-vae")
@@ -124,7 +125,7 @@ def train_vae(
     from medcf.training.vae_run import train_autoencoder
 
     vae = train_autoencoder(run_config, out, progress=progress)
-    typer.echo(f"vae: {vae}\nreconstructions: {out / 'reconstructions.png'}")
+    echo(f"vae: {vae}\nreconstructions: {out / 'reconstructions.png'}")
 
 
 @app.command("drift-search")
@@ -171,7 +172,7 @@ def drift_search(
             extractor=EfficientNetLite0Features() if fid else None,
         )  # fmt: skip
     folder = write_drift_search(result, out, settings={"device": device, "precision": precision})
-    typer.echo(f"best δ = {result.best_delta:+.2f} ({distance}, {steps} {scheduler} steps); table: {folder}")
+    echo(f"best δ = {result.best_delta:+.2f} ({distance}, {steps} {scheduler} steps); table: {folder}")
 
 
 @app.command()
@@ -196,4 +197,4 @@ def export(
         load_components(model), new_output_folder(out), half=half, share_text_encoder=share_text_encoder,
         extra_files=extras,
     )  # fmt: skip
-    typer.echo(f"model: {folder} ({folder_megabytes(folder):.1f} MB, was {folder_megabytes(model):.1f} MB)")
+    echo(f"model: {folder} ({folder_megabytes(folder):.1f} MB, was {folder_megabytes(model):.1f} MB)")

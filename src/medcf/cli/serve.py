@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from medcf.cli.app import DeviceOption, PrecisionOption, app, check_device, check_inputs
+from medcf.cli.app import DeviceOption, PrecisionOption, app, check_device, check_inputs, echo
 
 
 @app.command("app")
@@ -35,6 +35,6 @@ def app_command(
     from medcf.pretrained import PretrainedModel
 
     if host not in ("127.0.0.1", "localhost"):
-        typer.echo(f"warning: binding {host}: anyone who can reach this machine can use the app and its files")
-    typer.echo(f"medcf app: http://{host}:{port} (Ctrl+C to stop); model on {device} at {precision}; results in {out}")
+        echo(f"warning: binding {host}: anyone who can reach this machine can use the app and its files")
+    echo(f"medcf app: http://{host}:{port} (Ctrl+C to stop); model on {device} at {precision}; results in {out}")
     launch(Workspace(PretrainedModel.load(model, device=device, precision=precision), out), host=host, port=port)
