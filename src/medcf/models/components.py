@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, PreTrainedModel, PreTrainedTokenizerBase
 
 from medcf.atomic import atomic_folder
@@ -38,6 +39,9 @@ class Components:
     text_encoder: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     scheduler: DDPMScheduler  # the training (forward) noise schedule; samplers are built from its config
+    # The scheduler_config.json of the folder these were loaded from (e.g. SD's DDIM or PNDM): saved back as it was,
+    # so a vanilla pipeline samples a fine-tuned model as it sampled the original. None: built here (DDPM saved).
+    sampler_config: dict | None = None
 
 
 def training_scheduler() -> DDPMScheduler:
@@ -72,9 +76,28 @@ def load_components(
     words = path / "tokenizer"
     tokenizer = load_part(lambda: AutoTokenizer.from_pretrained(words, local_files_only=True), words)
     scheduler = DDPMScheduler.from_pretrained(path, subfolder="scheduler", local_files_only=True)
+    sampler_config = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
+    components = Components(vae, unet, text_encoder, tokenizer, scheduler, sampler_config)
+    saved_scheduler(components)  # now, not at the end of a training run: a class medcf can save back
     for module in (vae, unet, text_encoder):
         module.to(device).eval()
-    return Components(vae, unet, text_encoder, tokenizer, scheduler)
+    return components
+
+
+def saved_scheduler(components: Components) -> SchedulerMixin:
+    """The scheduler a saved folder names: the loaded folder's own class and settings with the training schedule's
+    prediction type (a v-prediction fine-tune of an ε model must say so), or DDPM for a model built here."""
+    config = components.scheduler.config
+    if components.sampler_config is None:
+        return DDPMScheduler.from_config(config)  # a copy: the pipeline rewrites legacy configs in place
+    name = components.sampler_config.get("_class_name")
+    classes = {cls.__name__: cls for cls in DDPMScheduler().compatibles}  # diffusers' own list, not a free import
+    if name not in classes:
+        raise ValueError(
+            f"scheduler/scheduler_config.json names {name!r}, not one of diffusers' DDPM-compatible schedulers "
+            f"({', '.join(sorted(classes))}); medcf trains DDPM-style models only"
+        )
+    return classes[name].from_config({**components.sampler_config, "prediction_type": config.prediction_type})
 
 
 def load_vae(path: str | Path, *, dtype: torch.dtype = torch.float32) -> AutoencoderKL:
@@ -95,8 +118,7 @@ def save_components(components: Components, path: str | Path) -> Path:
         text_encoder=components.text_encoder,
         tokenizer=components.tokenizer,
         unet=components.unet,
-        # A copy: the pipeline rewrites legacy scheduler configs in place (steps_offset, clip_sample).
-        scheduler=DDPMScheduler.from_config(components.scheduler.config),
+        scheduler=saved_scheduler(components),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
