@@ -199,3 +199,14 @@ def test_loader_derives_smoking_current_and_refuses_unknown_labels(labelled_fold
         labelled_images(cohort, resolution=8, label_names=["pneumonia"])
     with pytest.raises(ValueError, match=r"column 'sex' holds values other than 1, 0 or empty"):
         labelled_images(cohort, resolution=8, label_names=["sex"])
+
+
+def test_the_classifier_trains_in_fp32_or_bf16_never_fp16(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medcf.classifier.fit import training_precision
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    assert training_precision("auto", cpu) == "fp32" and training_precision("bf16", cpu) == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    assert training_precision("auto", cuda) == "fp32"  # a GPU without bf16: not fp16, which needs loss scaling
+    with pytest.raises(ValueError, match="precision=fp16: the classifier trains in fp32 or bf16"):
+        training_precision("fp16", cuda)

@@ -54,8 +54,7 @@ def fit_classifier(
     if steps < 1 or batch_size < 1 or learning_rate <= 0:
         raise ValueError(f"steps={steps}, batch_size={batch_size}, learning_rate={learning_rate}: all must be > 0")
     device = resolve_device(device)
-    if resolve_precision(precision, device) == "fp16":  # fp16 gradients underflow without loss scaling
-        raise ValueError("precision=fp16: the classifier trains in fp32 or bf16; pass --precision bf16 or fp32")
+    precision = training_precision(precision, device)
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's global RNG
         torch.manual_seed(seed)
         model = ImageClassifier(label_names, image_size=images.shape[-1], channels=channels).to(device)
@@ -80,6 +79,17 @@ def fit_classifier(
     if val_images is not None:
         history |= evaluate(model, val_images, val_labels)
     return model, history
+
+
+def training_precision(precision: str, device: torch.device) -> str:
+    """ "fp32" or "bf16": the classifier's autocast. fp16 gradients underflow without loss scaling, so "auto" on a
+    GPU without bf16 trains in fp32 and an explicit fp16 is refused."""
+    resolved = resolve_precision(precision, device)
+    if resolved != "fp16":
+        return resolved
+    if precision == "auto":
+        return "fp32"
+    raise ValueError("precision=fp16: the classifier trains in fp32 or bf16; pass --precision bf16 or fp32")
 
 
 def augment(images: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from medcf.classifier.data import labelled_images
-from medcf.classifier.fit import fit_classifier
+from medcf.classifier.fit import fit_classifier, training_precision
 from medcf.classifier.storage import save_classifier
 from medcf.data import split_by_patient
 from medcf.data.adapters import image_folder
 from medcf.figures import line_chart
-from medcf.models.device import resolve_device, run_settings
+from medcf.models.device import device_name, resolve_device
 from medcf.report import Section, write_report
 
 
@@ -37,9 +37,8 @@ def train_classifier_to_folder(
     metrics.json, the model card and the report. Returns the classifier folder `out`."""
     if not 0 < holdout_fraction < 1:
         raise ValueError(f"holdout_fraction={holdout_fraction}: give a fraction in (0, 1), e.g. 0.1")
-    run_on = run_settings(resolve_device(device), precision)
-    if precision == "auto" and run_on["precision"] == "fp16":  # a GPU without bf16: fp16 training needs loss scaling
-        run_on["precision"] = "fp32"
+    where = resolve_device(device)
+    run_on = {"device": device_name(where), "precision": training_precision(precision, where)}  # before any work
     cohort = image_folder(root, csv, modality=modality)
     parts = split_by_patient(cohort, {"train": 1 - holdout_fraction, "holdout": holdout_fraction}, seed=seed)
     train = labelled_images(parts["train"], resolution=resolution, label_names=label_names)
