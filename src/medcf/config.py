@@ -17,11 +17,20 @@ from typing import Any
 
 import yaml
 
+# The names of medcf.data.adapters.registry.ADAPTERS (a test keeps them equal), here because this module stays
+# light: the CLI and config checks use them before pandas and nibabel load.
+ADAPTER_NAMES = ("folder", "chexpert", "mimic-cxr", "nih", "covid", "brain")
+BAD_FILE_POLICIES = ("error", "skip", "unchecked")
+
 
 @dataclass
 class DataConfig:
-    root: str = ""  # dataset folder: metadata.csv + images (what `medcf synth` writes, or the image_folder layout)
-    csv: str = "metadata.csv"  # the table under root, one row per image
+    root: str = ""  # dataset folder: metadata.csv + images (what `medcf synth` writes), or a release as downloaded
+    adapter: str = "folder"  # its layout: folder, or a release's (chexpert, mimic-cxr, nih, ...: README, Datasets)
+    csv: str = ""  # the table under root; "" = the layout's own (folder: metadata.csv; nih: Data_Entry_2017*.csv)
+    # images that do not decode, found by reading every file before training: error (refuse, naming them) |
+    # skip (drop their rows, saying so) | unchecked (no up-front read: a bad file stops the run where it is met)
+    bad_files: str = "error"
     modality: str = "chest X-ray"  # rendered into prompts ("chest X-ray", "brain MRI", ...)
     resolution: int = 64  # square side in pixels after centre crop + resize
     holdout_fraction: float = 0.1  # patients held out of training (split_by_patient), used for evaluation
@@ -182,11 +191,18 @@ def check_paths(config: Config) -> None:
     data = config.data
     if not data.root:
         raise ValueError("data.root is empty; set it to a dataset folder, e.g. --set data.root=data/cxr")
-    if not (Path(data.root) / data.csv).is_file():
+    if data.adapter not in ADAPTER_NAMES:
+        raise ValueError(f"data.adapter={data.adapter!r} unknown; use one of {', '.join(ADAPTER_NAMES)}")
+    if data.bad_files not in BAD_FILE_POLICIES:
+        raise ValueError(f"data.bad_files={data.bad_files!r} unknown; use one of {', '.join(BAD_FILE_POLICIES)}")
+    table = Path(data.root) / (data.csv or "metadata.csv")
+    if data.adapter == "folder" and not table.is_file():
         raise ValueError(
-            f"{Path(data.root) / data.csv}: dataset table not found; point data.root at a folder "
-            "holding it (e.g. one written by `medcf synth`) or set data.csv"
+            f"{table}: dataset table not found; point data.root at a folder holding it (e.g. one written by "
+            "`medcf synth`), set data.csv, or set data.adapter to the release's layout"
         )
+    if not Path(data.root).is_dir():
+        raise ValueError(f"data.root={data.root}: folder not found; point it at the dataset as downloaded")
     for name in ("pretrained", "vae", "text_encoder"):
         if (folder := getattr(config.model, name)) and not Path(folder).is_dir():
             raise ValueError(f"model.{name}={folder}: folder not found; give a local diffusers/transformers folder")

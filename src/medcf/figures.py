@@ -160,6 +160,34 @@ def line_chart(
     if len(series) > 1:
         axes.legend()
     axes.grid(alpha=0.3)
+    return _save_plot(figure, path)
+
+
+def bar_charts(panels: dict[str, dict[str, dict[str, float]]], path: Path, *, ylabel: str = "images") -> Path:
+    """Side-by-side grouped bar charts {panel title: {series: {category: value}}} as one PNG (e.g. the age and
+    sex counts of each split), written atomically; categories keep their first-seen order."""
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), dpi=110, squeeze=False)
+    for axis, (title, series) in zip(axes[0], panels.items(), strict=True):
+        categories = list(dict.fromkeys(category for values in series.values() for category in values))
+        width = 0.8 / max(1, len(series))
+        for number, (name, values) in enumerate(series.items()):
+            positions = np.arange(len(categories)) + (number - (len(series) - 1) / 2) * width
+            axis.bar(positions, [values.get(category, 0) for category in categories], width, label=name)
+        axis.set_xticks(np.arange(len(categories)), categories, rotation=45 if len(categories) > 6 else 0)
+        axis.set(title=title, ylabel=ylabel)
+        axis.grid(axis="y", alpha=0.3)
+        if len(series) > 1:
+            axis.legend(fontsize=8)
+    return _save_plot(figure, path)
+
+
+def _save_plot(figure: matplotlib.figure.Figure, path: Path) -> Path:
+    """A matplotlib figure as a PNG, written atomically, then closed (pyplot keeps every open figure)."""
+    from matplotlib import pyplot
+
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary:

@@ -62,3 +62,30 @@ def _allocate(fractions: list[float], total: int) -> list[int]:
             counts[i] = 1
             counts[counts.index(max(counts))] -= 1
     return counts
+
+
+# A split column's values (a release's own: MIMIC-CXR's split table, NIH's train_val/test lists; or a user's):
+# "train" rows train, the others are held out.
+OFFICIAL_SPLITS = ("train", "validate", "val", "valid", "validation", "test")
+
+
+def train_holdout(cohort: Cohort, holdout_fraction: float, *, seed: int) -> dict[str, Cohort]:
+    """{"train", "holdout"} parts of `cohort`: the release's own split when its rows carry one (train = its
+    training part, holdout = the rest, `holdout_fraction` unused), else `split_by_patient`. A holdout_fraction
+    of 0 keeps every row for training."""
+    if holdout_fraction <= 0:
+        return {"train": cohort}
+    if "split" not in cohort.records:
+        return split_by_patient(cohort, {"train": 1 - holdout_fraction, "holdout": holdout_fraction}, seed=seed)
+    split = cohort.records["split"]
+    if unknown := sorted(set(split.astype(str)) - set(OFFICIAL_SPLITS)):
+        raise ValueError(
+            f"{cohort.root}: split column holds {unknown[:5]}; a split column says {', '.join(OFFICIAL_SPLITS)} "
+            "(or rename the column to use medcf's patient split)"
+        )
+    train = split == "train"
+    if shared := set(cohort.records["patient_id"][train]) & set(cohort.records["patient_id"][~train]):
+        raise ValueError(f"{cohort.root}: patient(s) {sorted(shared)[:5]} in both the train and other splits")
+    if not train.any():
+        raise ValueError(f"{cohort.root}: no row of the official split is 'train'; nothing to train on")
+    return {name: cohort.select(rows) for name, rows in (("train", train), ("holdout", ~train)) if rows.any()}

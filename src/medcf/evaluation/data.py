@@ -17,11 +17,14 @@ from medcf.training.data import HOLDOUT, TRAIN, load_cohorts
 
 
 class RunSplit(NamedTuple):
-    """How a training run split its data folder: data.holdout_fraction, train.seed, data.filter."""
+    """How a training run read and split its data folder: data.holdout_fraction, train.seed, data.filter,
+    data.adapter, data.csv."""
 
     holdout_fraction: float = 0.1
     seed: int = 0
     row_filter: str = ""
+    adapter: str = "folder"
+    csv: str = ""
 
 
 class EvaluationSet(NamedTuple):
@@ -38,7 +41,13 @@ def run_split(model: str | Path) -> RunSplit:
         return RunSplit()
     values = yaml.safe_load(config.read_text()) or {}
     data, train = values.get("data", {}), values.get("train", {})
-    return RunSplit(float(data.get("holdout_fraction", 0.1)), int(train.get("seed", 0)), str(data.get("filter", "")))
+    return RunSplit(
+        float(data.get("holdout_fraction", 0.1)),
+        int(train.get("seed", 0)),
+        str(data.get("filter", "")),
+        str(data.get("adapter", "folder")),
+        str(data.get("csv", "")),
+    )
 
 
 def evaluation_set(
@@ -55,8 +64,9 @@ def evaluation_set(
     if split.holdout_fraction <= 0:
         raise ValueError(f"{data}: the run held out no patients (holdout_fraction=0); evaluate on a run that did")
     cohorts = load_cohorts(
-        data, modality=modality, row_filter=split.row_filter, holdout_fraction=split.holdout_fraction, seed=split.seed
-    )
+        data, adapter=split.adapter, csv=split.csv, modality=modality, row_filter=split.row_filter,
+        holdout_fraction=split.holdout_fraction, seed=split.seed,
+    )  # fmt: skip
     seed = split.seed
     template = PromptTemplate(modality, style="table")
     held_out = ImageTextDataset(cohorts[HOLDOUT], template, resolution=resolution, seed=seed)

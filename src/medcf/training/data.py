@@ -15,9 +15,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from medcf.data import Cohort, ImageTextDataset, collate_items, split_by_patient
-from medcf.data.adapters import image_folder
+from medcf.data import Cohort, ImageTextDataset, collate_items
+from medcf.data.adapters.registry import open_dataset
 from medcf.data.row_filter import select_rows
+from medcf.data.split import train_holdout
+from medcf.data.verify import readable_cohort
 from medcf.prompts import PromptTemplate
 
 TRAIN, HOLDOUT = "train", "holdout"
@@ -26,24 +28,27 @@ TRAIN, HOLDOUT = "train", "holdout"
 def load_cohorts(
     root: str | Path,
     *,
-    csv: str = "metadata.csv",
+    adapter: str = "folder",
+    csv: str = "",
     modality: str,
     row_filter: str = "",
     holdout_fraction: float,
     seed: int,
+    bad_files: str = "unchecked",
 ) -> dict[str, Cohort]:
-    """{"train": ..., "holdout": ...} patient-level split of the dataset at `root` (holdout may be absent)."""
+    """{"train": ..., "holdout": ...} of the dataset at `root` read by `adapter` (holdout may be absent): the
+    release's own split when it has one, else a patient-level split. `bad_files` (medcf.data.verify) is applied
+    to each part after the split, so the split never depends on which files decode."""
     if not str(root):
         raise ValueError("data.root is empty; set it to a dataset folder, e.g. --set data.root=data/cxr")
-    cohort = image_folder(root, csv, modality=modality)
+    cohort = open_dataset(adapter, root, table=csv or None, modality=modality)
     if row_filter:
         keep = select_rows(cohort.records, row_filter)  # our own grammar: pandas' eval would run code from a config
         if not keep.any():
-            raise ValueError(f"data.filter={row_filter!r} keeps no rows of {Path(root) / csv}; loosen it")
+            raise ValueError(f"data.filter={row_filter!r} keeps no rows of {root} ({adapter}); loosen it")
         cohort = cohort.select(keep)
-    if holdout_fraction <= 0:
-        return {TRAIN: cohort}
-    return split_by_patient(cohort, {TRAIN: 1 - holdout_fraction, HOLDOUT: holdout_fraction}, seed=seed)
+    parts = train_holdout(cohort, holdout_fraction, seed=seed)
+    return {name: readable_cohort(part, bad_files) for name, part in parts.items()}
 
 
 def training_dataset(

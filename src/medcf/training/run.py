@@ -168,11 +168,13 @@ def training_datasets(config: Config) -> dict:
     data_config = config.data
     cohorts = load_cohorts(
         data_config.root,
+        adapter=data_config.adapter,
         csv=data_config.csv,
         modality=data_config.modality,
         row_filter=data_config.filter,
         holdout_fraction=data_config.holdout_fraction,
         seed=config.train.seed,
+        bad_files=data_config.bad_files,
     )
     options = {
         "resolution": data_config.resolution,

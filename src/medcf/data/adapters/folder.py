@@ -1,6 +1,6 @@
 """The generic layout: a folder of images plus one CSV row per image (also what `medcf synth` writes).
 
-    root/metadata.csv    id, patient_id, path, [mask_path], clinical columns (canonical or any other)
+    root/metadata.csv    id, patient_id, path, [mask_path], [split], clinical columns (canonical or any other)
     root/images/...      paths in the CSV are relative to root (or absolute)
 
 Canonical columns are parsed here, so a bad value is reported with its line: age (years), sex (M/F),
@@ -66,6 +66,8 @@ def image_folder(
     )
     if mask_column:
         records["mask_path"] = table[mask_column]
+    if "split" in table:  # a split of the user's own (train / validate / test), honoured by training
+        records["split"] = table["split"].str.strip().str.lower()
     for field in fields:
         records[field] = _canonical(table, field, csv)
     cohort = Cohort(records, modality=modality, root=root)
