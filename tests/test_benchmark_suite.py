@@ -42,7 +42,7 @@ def test_run_names_make_distinct_folder_names() -> None:
 def test_textual_inversion_and_dreambooth_are_prompted_with_their_identifier() -> None:
     runs = {run.name: run for run in suite_runs(SIZES["quick"])}
     for name in ("textual inversion, δ=0", "DreamBooth, δ=0.1"):
-        assert runs[name].instance_prompt == "{prompt}, <medcf>"
+        assert runs[name].instance_prompt == "<medcf> {prompt}"
     assert runs["LoRA, δ=0"].instance_prompt == ""
 
 

@@ -43,3 +43,17 @@ def test_editing_errors_are_one_line(tmp_path: Path, args: list[str], message: s
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_counterfactual_defaults_to_the_shipped_model_and_can_drop_patient_info(tmp_path: Path) -> None:
+    from medcf.pretrained import pretrained_path
+
+    image = tmp_path / "x.png"
+    write_png(image, np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64), bit_depth=16)
+    args = ["--image", image, "--set", "pleural_effusion=absent", "--row", "age=70", "--row", "sex=F"]
+    result = medcf("counterfactual", *args, "--steps", 2, "--no-patient-info", "--out", tmp_path / "cf")
+    assert result.returncode == 0, result.stderr
+    settings = json.loads((tmp_path / "cf" / "settings.json").read_text())
+    assert settings["model"] == str(pretrained_path())  # as `medcf demo` and `medcf app` use it
+    assert "effusion" in settings["source prompt"]
+    assert "70" not in settings["source prompt"] and "female" not in settings["source prompt"].lower()

@@ -27,8 +27,11 @@ def damaged_root(cxr_synth_root: Path, tmp_path: Path) -> tuple[Path, Path]:
     return root, first
 
 
-def test_the_light_adapter_names_are_the_registry_keys() -> None:
-    assert ADAPTER_NAMES == tuple(ADAPTERS)
+def test_the_light_names_in_config_are_those_of_the_data_layer() -> None:
+    from medcf import config
+    from medcf.data import verify
+
+    assert tuple(ADAPTERS) == ADAPTER_NAMES and config.BAD_FILE_POLICIES == verify.BAD_FILE_POLICIES
 
 
 def test_data_check_names_the_broken_file_and_reports_what_training_reads(damaged_root, tmp_path) -> None:

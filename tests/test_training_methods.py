@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -355,8 +356,30 @@ def test_bad_names_raise_clear_errors(tmp_path: Path) -> None:
             call()
     with pytest.raises(ValueError, match="'chest' is already in the tokenizer's vocabulary"):
         prepare_method(components, "textual-inversion", placeholder_token="chest", initializer_token="lung")
-    with pytest.raises(ValueError, match=r"'nodule' is 2 tokens \['nod', '##ule'\], not one"):
+    with pytest.raises(ValueError, match=r"'nodule' is 2 tokens \['nod', '##ule'\], not one") as refused:
         prepare_method(components, "textual-inversion", placeholder_token="<x>", initializer_token="nodule")
+    suggested = re.findall(r"'(\w+)'", str(refused.value).split("e.g.")[1])
+    assert suggested and all(len(components.tokenizer.tokenize(word)) == 1 for word in suggested)
     with pytest.raises(ValueError, match="call prepare_textual_inversion first"):
         after_optimizer_step(components, "textual-inversion")
     assert "<x>" not in components.tokenizer.get_vocab()  # a refused call leaves the tokenizer alone
+
+
+def test_training_prompts_cut_by_the_window_warn_and_a_lost_placeholder_is_refused() -> None:
+    from medcf.config import load_config
+    from medcf.models.text import check_training_prompts
+
+    tokenizer = tiny_components().tokenizer
+    tokenizer.add_tokens(["<medcf>"])
+    tokenizer.model_max_length = 12
+    long = "a chest x-ray of a 70 year old female former smoker with a right lower lobe consolidation"
+    assert check_training_prompts(tokenizer, ["a chest x-ray", "a chest x-ray"]) == 0
+    with pytest.warns(UserWarning, match=r"1 of 2 training prompts are longer than the text encoder's 12 tokens"):
+        assert check_training_prompts(tokenizer, [long, "a chest x-ray"]) == 1
+    with pytest.raises(ValueError, match=r"1 of 1 training prompts lose the placeholder '<medcf>'.*put it first"):
+        check_training_prompts(tokenizer, [f"{long}, <medcf>"], keep="<medcf>")
+    with pytest.warns(UserWarning, match="1 of 1 training prompts are longer"):  # first: cut, but kept
+        check_training_prompts(tokenizer, [f"<medcf> {long}"], keep="<medcf>")
+    inversion = load_config(None, ["train.method=textual-inversion"]).train
+    assert inversion.instance_template == "<medcf> {prompt}" and inversion.instance_prompt == ""
+    assert load_config(None, ["train.method=dreambooth"]).train.instance_template == ""

@@ -49,11 +49,12 @@ def attribute_to_folder(
     device: str = "auto",
     precision: str = "auto",
     show_names: bool = False,
+    patient_info: bool | None = None,
     components: Components | None = None,
 ) -> Path:
     """map.npy (signed M = x − x_healthy), map.png, overlay.png, counterpart.png, panel.png, report; plus
     saliency.npy / gradcam.npy of `classifier` for the image's findings when a classifier is given.
-    `index` and `show_names` as in `medcf.editing.to_folder.counterfactual_to_folder`."""
+    `index`, `show_names` and `patient_info` as in `medcf.editing.to_folder.counterfactual_to_folder`."""
     check_precision(precision)
     out = new_output_folder(out)
     network = None if classifier is None else load_classifier(classifier)
@@ -64,7 +65,9 @@ def attribute_to_folder(
     source = load_model_input(image, resolution, index=index)
     clinical = clinical_row(source.image, row)
     anatomy = None if anatomy_mask is None else load_mask(anatomy_mask, resolution, like=source.image.shape)
-    (source_prompt,), (healthy_prompt,) = healthy_prompts(PromptTemplate.from_pretrained(model), [clinical])
+    (source_prompt,), (healthy_prompt,) = healthy_prompts(
+        PromptTemplate.from_pretrained(model).with_patient_info(patient_info), [clinical]
+    )
     result = counterpart_attribution(
         components, source.pixels, [source_prompt], [healthy_prompt], seeds=seeds, engine=engine,
         strength=strength, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,

@@ -37,6 +37,9 @@ SetOption = Annotated[
     typer.Option("--set", help="Override one config field, e.g. --set train.max_steps=200 (repeatable)."),
 ]
 ModelOption = Annotated[Path, typer.Option("--model", help="Model folder (diffusers layout, e.g. RUN/model).")]
+ShippedModelOption = Annotated[
+    Path | None, typer.Option("--model", help="Model folder (diffusers layout, e.g. RUN/model); default: cxr64.")
+]
 DeviceOption = Annotated[
     str, typer.Option(help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps.", show_default=True)
 ]
@@ -79,6 +82,13 @@ def check_device(device: str, precision: str) -> tuple[str, str]:
 
     where = resolve_device(device)
     return str(where), resolve_precision(precision, where)
+
+
+def shipped_model() -> Path:
+    """The shipped model's folder, for commands run without --model (as `medcf demo` and `medcf app` are)."""
+    from medcf.pretrained import pretrained_path
+
+    return pretrained_path()
 
 
 def check_inputs(**paths: Path | None) -> None:

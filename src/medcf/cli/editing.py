@@ -9,14 +9,15 @@ import typer
 
 from medcf.cli.app import (
     DeviceOption,
-    ModelOption,
     PrecisionOption,
     SeedOption,
+    ShippedModelOption,
     app,
     check_device,
     check_inputs,
     echo,
     parse_drift,
+    shipped_model,
 )
 from medcf.cli.checks import check_options
 
@@ -32,6 +33,15 @@ DriftOption = Annotated[str, typer.Option(help="Latent Drift δ: one number, or 
 IndexOption = Annotated[
     int | None, typer.Option("--index", help="Frame of a multi-frame DICOM or axial slice of a NIfTI volume, from 0.")
 ]
+PatientInfoOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--patient-info/--no-patient-info",
+        help="Age, sex and smoking in the edit's prompts (default: as the model was trained); "
+        "--no-patient-info shortens prompts the text encoder would cut.",
+        show_default=False,
+    ),
+]
 RecordNamesOption = Annotated[
     bool,
     typer.Option(
@@ -44,12 +54,12 @@ RecordNamesOption = Annotated[
 
 @app.command("counterfactual")
 def counterfactual_command(
-    model: ModelOption,
     image: ImageOption,
     set_: Annotated[
         list[str], typer.Option("--set", help="Edit of the clinical row, e.g. pneumonia=absent, age+=20 (repeatable).")
     ],
     out: OutOption,
+    model: ShippedModelOption = None,
     row: RowOption = None,
     engine: Annotated[str, typer.Option(help="inversion (DDIM inversion) or sdedit (partial noising).")] = "inversion",
     strength: Annotated[float, typer.Option(help="Fraction of the steps re-run, in (0, 1].")] = 0.8,
@@ -57,6 +67,7 @@ def counterfactual_command(
     guidance: GuidanceOption = 3.0,
     drift: DriftOption = "0",
     null_text: Annotated[bool, typer.Option(help="Null-text inversion for fidelity (slower).")] = False,
+    patient_info: PatientInfoOption = None,
     mask: Annotated[Path | None, typer.Option(help="Only this region may change (white on black).")] = None,
     index: IndexOption = None,
     seed: SeedOption = 0,
@@ -74,21 +85,23 @@ def counterfactual_command(
     device, precision = check_device(device, precision)
     from medcf.editing.to_folder import counterfactual_to_folder
 
+    model = model or shipped_model()
+
     folder = counterfactual_to_folder(
         model, image, set_, out, row=row or [], engine=engine, strength=strength, num_inference_steps=steps,
         guidance_scale=guidance, latent_drift=parse_drift(drift), null_text=null_text, mask=mask, index=index,
-        seed=seed, device=device, precision=precision, show_names=record_names,
+        seed=seed, device=device, precision=precision, show_names=record_names, patient_info=patient_info,
     )  # fmt: skip
     echo(f"counterfactual: {folder / 'counterfactual.png'}\nreport: {folder / 'index.html'}")
 
 
 @app.command()
 def inpaint(
-    model: ModelOption,
     image: ImageOption,
     mask: Annotated[Path, typer.Option("--mask", help="Region to regenerate (white on black).")],
     prompt: Annotated[str, typer.Option("--prompt", help='What the region should show, e.g. "consolidation".')],
     out: OutOption,
+    model: ShippedModelOption = None,
     steps: StepsOption = 50,
     guidance: GuidanceOption = 3.0,  # = editing.to_folder.INPAINT_GUIDANCE (not imported: the CLI starts fast)
     drift: DriftOption = "0",
@@ -109,6 +122,8 @@ def inpaint(
     device, precision = check_device(device, precision)
     from medcf.editing.to_folder import inpaint_to_folder
 
+    model = model or shipped_model()
+
     folder = inpaint_to_folder(
         model, image, mask, prompt, out, num_inference_steps=steps, guidance_scale=guidance,
         latent_drift=parse_drift(drift), resample_steps=resample, index=index, seed=seed, device=device,
@@ -119,9 +134,9 @@ def inpaint(
 
 @app.command()
 def attribute(
-    model: ModelOption,
     image: ImageOption,
     out: OutOption,
+    model: ShippedModelOption = None,
     row: RowOption = None,
     classifier: Annotated[
         Path | None,
@@ -135,6 +150,7 @@ def attribute(
     drift: DriftOption = "0",
     sigma: Annotated[float, typer.Option(help="Gaussian smoothing of the map, pixels.")] = 1.0,
     anatomy_mask: Annotated[Path | None, typer.Option(help="Keep the map inside this mask only.")] = None,
+    patient_info: PatientInfoOption = None,
     index: IndexOption = None,
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
@@ -152,19 +168,21 @@ def attribute(
     device, precision = check_device(device, precision)
     from medcf.attribution.to_folder import attribute_to_folder
 
+    model = model or shipped_model()
+
     folder = attribute_to_folder(
         model, image, out, row=row or [], classifier=classifier, seeds=range(seed, seed + seeds), engine=engine,
         strength=strength, num_inference_steps=steps, guidance_scale=guidance, latent_drift=parse_drift(drift),
         sigma=sigma, anatomy_mask=anatomy_mask, index=index, device=device, precision=precision,
-        show_names=record_names,
+        show_names=record_names, patient_info=patient_info,
     )  # fmt: skip
     echo(f"attribution map: {folder / 'map.png'}\nreport: {folder / 'index.html'}")
 
 
 @app.command()
 def effect(
-    model: ModelOption,
     attribute: Annotated[str, typer.Option(help="smoking, sex, age or a finding key, e.g. nodule.")],
+    model: ShippedModelOption = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for the effect map, table and report.")] = Path("effect"),
     n: Annotated[int, typer.Option("--n", help="Matched pairs.")] = 200,
     low: Annotated[str | None, typer.Option(help="Edit of the reference arm, e.g. smoking=never.")] = None,
@@ -190,6 +208,8 @@ def effect(
     check_inputs(model=model)
     device, precision = check_device(device, precision)
     from medcf.attribution.to_folder import effect_to_folder
+
+    model = model or shipped_model()
 
     folder = effect_to_folder(
         model, attribute, out, n=n, low=low, high=high, cohort=cohort, anatomy=anatomy, num_inference_steps=steps,

@@ -50,16 +50,18 @@ def counterfactual_to_folder(
     device: str = "auto",
     precision: str = "auto",
     show_names: bool = False,
+    patient_info: bool | None = None,
     components: Components | None = None,
 ) -> Path:
     """The image with `edits` applied to its clinical row (header fields + `row` overrides); returns `out`.
+    `patient_info` None renders prompts as the model was trained; False drops age, sex and smoking from them.
 
     `index` picks the frame / slice of a multi-frame DICOM or a volume. Settings and report name the image and
     mask by SHA-256 and suffix only, unless `show_names` (file names often carry patient identifiers)."""
     out = new_output_folder(out)
     components = components or load_components(model, device=device)
     run_on = run_settings(components.unet.device, precision)
-    template = PromptTemplate.from_pretrained(model)
+    template = PromptTemplate.from_pretrained(model).with_patient_info(patient_info)
     resolution = model_resolution(components)
     source = load_model_input(image, resolution, index=index)
     clinical = clinical_row(source.image, row)

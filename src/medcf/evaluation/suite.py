@@ -86,7 +86,7 @@ def base_overrides(size: SuiteSize, data: str, vae: str, seed: int) -> tuple[str
 def suite_runs(size: SuiteSize) -> list[SuiteRun]:
     """The fine-tuning runs; `data.root`, `model.pretrained` and the common overrides are added when run."""
     steps = f"train.max_steps={size.finetune_steps}"
-    wrapped = f"{{prompt}}, {IDENTIFIER}"
+    wrapped = f"{IDENTIFIER} {{prompt}}"  # first: the text encoder's window never cuts it off
     methods = {
         "basic fine-tune": ("train.method=full", "train.learning_rate=1e-4"),
         "LoRA": ("train.method=lora", "train.learning_rate=1e-3", "train.lora_rank=8", "train.lora_alpha=8"),

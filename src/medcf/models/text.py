@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from transformers import PreTrainedTokenizerBase
 
@@ -55,6 +57,31 @@ def check_prompt_lengths(tokenizer: PreTrainedTokenizerBase, prompts: list[str])
             )
 
 
+def check_training_prompts(tokenizer: PreTrainedTokenizerBase, prompts: list[str], *, keep: str = "") -> int:
+    """How many distinct training prompts the text encoder's window cuts (as diffusers' training scripts and
+    medcf cut them); a warning says so. Refused when a cut loses `keep` (textual inversion's placeholder): that
+    prompt would teach the new token nothing."""
+    limit, distinct = tokenizer.model_max_length, list(dict.fromkeys(prompts))
+    cut = [prompt for prompt, ids in zip(distinct, tokenizer(distinct).input_ids, strict=True) if len(ids) > limit]
+    if keep and cut:
+        token = tokenizer.convert_tokens_to_ids(keep)
+        windows = tokenizer(cut, truncation=True, max_length=limit).input_ids
+        if lost := [prompt for prompt, ids in zip(cut, windows, strict=True) if token not in ids]:
+            raise ValueError(
+                f"{len(lost)} of {len(distinct)} training prompts lose the placeholder {keep!r} to the text encoder's "
+                f"{limit}-token window (e.g. {lost[0][:60]!r}…); put it first (train.instance_prompt='{keep} "
+                "{prompt}', the default) or shorten the prompts (data.patient_info=false, data.prompt_style=simple)"
+            )
+    if cut:
+        warnings.warn(
+            f"{len(cut)} of {len(distinct)} training prompts are longer than the text encoder's {limit} tokens and "
+            f"are cut there (e.g. {cut[0][:60]!r}…); words past the cut teach nothing — shorten them with "
+            "data.patient_info=false or data.prompt_style=simple",
+            stacklevel=2,
+        )
+    return len(cut)
+
+
 def check_edit_survives_truncation(tokenizer: PreTrainedTokenizerBase, source: str, target: str) -> None:
     """Refuse an edit whose prompts differ only beyond the text encoder's window: it would change nothing."""
     limit = tokenizer.model_max_length
@@ -62,5 +89,5 @@ def check_edit_survives_truncation(tokenizer: PreTrainedTokenizerBase, source: s
     if source != target and cut[0] == cut[1]:
         raise ValueError(
             f"the edit changes the prompt only after the text encoder's {limit} tokens ({target[:40]!r}…), so it "
-            "would change nothing: use a shorter prompt style (e.g. without patient info)"
+            "would change nothing: edit without age, sex and smoking in the prompts (--no-patient-info)"
         )

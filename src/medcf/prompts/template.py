@@ -92,6 +92,13 @@ class PromptTemplate:
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f"{path}: unreadable prompt template ({error}); delete it or re-save the model") from None
 
+    def with_patient_info(self, patient_info: bool | None) -> PromptTemplate:
+        """This template with patient info on or off (None: as it is): an edit whose prompts outgrow the text
+        encoder's window can drop age, sex and smoking at edit time."""
+        if patient_info is None or patient_info == self.patient_info:
+            return self
+        return PromptTemplate(self.modality, style=self.style, patient_info=patient_info, vocabulary=self.vocabulary)
+
     def for_editing(self) -> PromptTemplate:
         """The template for source/target prompts of an edit: "diverse" paraphrases would change more than the
         edited field, so edits use its first wordings, the "simple" style, which training also saw."""

@@ -73,7 +73,7 @@ def build_encoding_cache(
         return None, "encoding cache off (train.encoding_cache_mb=0)"
     vae = components.vae
     frozen = {"posteriors": _frozen(vae.encoder, vae.quant_conv), "embeddings": _frozen(components.text_encoder)}
-    prompts = _prompts(dataset, train_config.instance_prompt, prior) if frozen["embeddings"] else []
+    prompts = _prompts(dataset, train_config.instance_template, prior) if frozen["embeddings"] else []
     sizes = {
         "posteriors": _posterior_bytes(components, dataset, prior),
         "embeddings": _embedding_bytes(components, prompts),

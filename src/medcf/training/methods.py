@@ -116,6 +116,11 @@ def text_encoder_lora_targets(text_encoder: nn.Module) -> tuple[str, ...]:
     )
 
 
+# Radiology words to suggest as textual inversion's initializer: the first that a model's tokenizer keeps as one
+# token are named when the user's word is split (which words are whole depends on the tokenizer's vocabulary).
+INITIALIZER_WORDS = ("shadow", "opacity", "lung", "chest", "scan", "image", "photo", "x")
+
+
 def prepare_textual_inversion(
     components: Components, *, placeholder_token: str, initializer_token: str
 ) -> list[nn.Parameter]:
@@ -129,9 +134,10 @@ def prepare_textual_inversion(
     initializer_ids = tokenizer.encode(initializer_token, add_special_tokens=False)
     if len(initializer_ids) != 1:
         pieces = tokenizer.convert_ids_to_tokens(initializer_ids)
+        whole = [word for word in INITIALIZER_WORDS if len(tokenizer.encode(word, add_special_tokens=False)) == 1]
         raise ValueError(
-            f"train.initializer_token={initializer_token!r} is {len(initializer_ids)} tokens {pieces}, "
-            "not one; pick one word the tokenizer keeps whole, e.g. 'shadow'"
+            f"train.initializer_token={initializer_token!r} is {len(initializer_ids)} tokens {pieces}, not one; "
+            f"pick one word this tokenizer keeps whole, e.g. {', '.join(repr(word) for word in whole[:3])}"
         )
     _freeze(components)
     tokenizer.add_tokens([placeholder_token])

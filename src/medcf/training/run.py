@@ -16,8 +16,10 @@ from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 
 from medcf.config import Config, check_paths, config_dict, save_config
+from medcf.data import ImageTextDataset
 from medcf.generate import drift_tensor
 from medcf.models import Components, has_mask_condition
+from medcf.models.text import check_training_prompts
 from medcf.prompts import instance_prompt
 from medcf.training.checkpoint import LoopState, resume
 from medcf.training.data import HOLDOUT, TRAIN, data_fingerprint, load_cohorts, training_dataset
@@ -85,6 +87,7 @@ def setup_run(config: Config, folder: Path) -> Run:
         getattr(components, name).to(accelerator.device)
     datasets = training_datasets(config)
     parameters = prepare_method(components, train_config.method, **_method_options(config))
+    _check_prompts(config, components, datasets[TRAIN])  # after prepare_method: the placeholder is a token now
     checkpointed = enable_gradient_checkpointing(components) if train_config.gradient_checkpointing else []
     prior = _prior(components, config) if train_config.method == "dreambooth" else None
     if prior is not None and accelerator.is_main_process:  # the class images, for the user to inspect
@@ -199,17 +202,27 @@ def _method_options(config: Config) -> dict:
             "train_text_encoder": train_config.train_text_encoder,
         }
     if train_config.method == "textual-inversion":
-        if train_config.placeholder_token not in train_config.instance_prompt:
+        if train_config.placeholder_token not in train_config.instance_template:
+            token = train_config.placeholder_token
             raise ValueError(
-                f"train.instance_prompt={train_config.instance_prompt!r} lacks the placeholder "
-                f"{train_config.placeholder_token!r}; e.g. --set 'train.instance_prompt={{prompt}}, "
-                f"{train_config.placeholder_token}'"
+                f"train.instance_prompt={train_config.instance_prompt!r} lacks the placeholder {token!r}; e.g. "
+                f"--set 'train.instance_prompt={token} {{prompt}}' (first, where the text encoder's window never cuts "
+                "it off), which '' also means"
             )
         return {
             "placeholder_token": train_config.placeholder_token,
             "initializer_token": train_config.initializer_token,
         }
     return {"train_text_encoder": train_config.train_text_encoder}
+
+
+def _check_prompts(config: Config, components: Components, dataset: ImageTextDataset) -> None:
+    """Warn about training prompts the text encoder cuts; refuse a cut that loses the placeholder."""
+    train_config = config.train
+    template = train_config.instance_template
+    prompts = [instance_prompt(dataset.prompt(index), template) for index in range(len(dataset))]
+    keep = train_config.placeholder_token if train_config.method == "textual-inversion" else ""
+    check_training_prompts(components.tokenizer, prompts, keep=keep)
 
 
 def _prior(components: Components, config: Config) -> PriorImages:
@@ -237,7 +250,7 @@ def _step_inputs(config: Config, components: Components, device: torch.device) -
         drift_target=train_config.drift_target,
         snr_gamma=train_config.snr_gamma,
         prompt_dropout=config.data.prompt_dropout,
-        instance_prompt=train_config.instance_prompt,
+        instance_prompt=train_config.instance_template,
         mask_condition=has_mask_condition(components),
         train_vae_decoder=train_config.train_vae_decoder,
     )
@@ -249,8 +262,8 @@ def _sample_spec(config: Config, datasets: dict, with_masks: bool) -> SampleSpec
     prompts, masks = sample_prompts(dataset, sample.num_images, with_masks=with_masks)
     if sample.prompts:
         prompts = [sample.prompts[i % len(sample.prompts)] for i in range(len(prompts))]
-    if config.train.instance_prompt and not sample.prompts:
-        prompts = [instance_prompt(prompt, config.train.instance_prompt) for prompt in prompts]
+    if config.train.instance_template and not sample.prompts:
+        prompts = [instance_prompt(prompt, config.train.instance_template) for prompt in prompts]
     return SampleSpec(
         prompts=prompts,
         masks=masks,
