@@ -95,13 +95,18 @@ def write_gz_csv(path: Path, rows: list[dict[str, object]]) -> None:
 def mimic_root(tmp_path: Path) -> Path:
     """MIMIC-CXR-JPG: two studies of patient 10000032, one of 10000898; MIMIC-IV patients.csv."""
     root = tmp_path / "mimic-cxr-jpg"
-    images = [("d1", "10000032", "50414267", "PA"), ("d2", "10000032", "50414267", "LATERAL"),
-              ("d3", "10000032", "53189527", "AP"), ("d4", "10000898", "50771383", "LAO")]  # fmt: skip
-    for number, (dicom, subject, study, _) in enumerate(images):
+    images = [("d1", "10000032", "50414267", "PA", "21800506"),
+              ("d2", "10000032", "50414267", "LATERAL", "21800506"),
+              ("d3", "10000032", "53189527", "AP", "21830101"),
+              ("d4", "10000898", "50771383", "LAO", "21520707")]  # fmt: skip
+    for number, (dicom, subject, study, *_) in enumerate(images):
         folder = root / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study}"
         save(folder / f"{dicom}.jpg", gradient(30, 30, number))
         (folder.parent / f"s{study}.txt").write_text(f"FINDINGS: study {study}.\n")
-    metadata = [{"dicom_id": d, "subject_id": s, "study_id": t, "ViewPosition": v} for d, s, t, v in images]
+    metadata = [
+        {"dicom_id": d, "subject_id": s, "study_id": t, "ViewPosition": v, "StudyDate": date}
+        for d, s, t, v, date in images
+    ]  # the release has more columns (tests/test_adapters_cxr_layouts.py copies them all)
     write_gz_csv(root / "mimic-cxr-2.0.0-metadata.csv.gz", metadata)
     blank = dict.fromkeys(CHEXPERT_LABELS, "")
     labels = [

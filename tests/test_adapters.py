@@ -128,7 +128,8 @@ def test_chexpert_missing_columns_are_listed(chexpert_csv):
 
 
 def test_mimic_cxr_joins_images_study_labels_and_patients(mimic_root):
-    cohort = mimic_cxr(mimic_root, reports=True)
+    with pytest.warns(UserWarning, match=r"1 image\(s\) of patients over 89 \(anchor_age 91"):
+        cohort = mimic_cxr(mimic_root, reports=True)
     rows = by_id(cohort.records)
     assert set(rows) == {"d1", "d2", "d3", "d4"} and rows["d1"]["patient_id"] == "10000032"
     assert rows["d1"]["path"] == str(mimic_root / "files/p10/p10000032/s50414267/d1.jpg")
@@ -136,7 +137,8 @@ def test_mimic_cxr_joins_images_study_labels_and_patients(mimic_root):
     assert rows["d1"]["no_finding"] == 1 and rows["d2"]["no_finding"] == 1  # labels are per study
     assert rows["d3"]["cardiomegaly"] == 1 and value(rows["d3"]["edema"]) is None
     assert rows["d4"]["pneumothorax"] == 0
-    assert rows["d1"]["sex"] == "F" and rows["d1"]["age"] == 52.0 and rows["d4"]["age"] == 91.0
+    assert rows["d1"]["sex"] == "F" and rows["d4"]["sex"] == "M" and value(rows["d4"]["age"]) is None  # 91: "> 89"
+    assert rows["d1"]["age"] == 52.0 and rows["d3"]["age"] == 55.0  # anchor_age + study year − anchor_year
     assert rows["d3"]["report"] == "FINDINGS: study 53189527.\n"
     assert "subject_id" not in cohort.records and "study_id" not in cohort.records
     assert by_id(mimic_cxr(mimic_root, uncertain="ones").records)["d3"]["edema"] == 1

@@ -1,7 +1,18 @@
 """CheXpert (Irvin et al., AAAI 2019): train.csv / valid.csv with 14 labeler outputs per radiograph.
 
-Labels are 1.0 (positive), 0.0 (negative), -1.0 (uncertain) or blank (not mentioned in the report).
-The same labeler and columns are used by MIMIC-CXR-JPG, which reuses `parse_labels` from here.
+Layouts read (train.csv and valid.csv alike; both name images by paths that start with the release folder,
+"CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg", or "CheXpert-v1.0/..." at full size):
+- Stanford download: CheXpert-v1.0-small/{train.csv, valid.csv, train/, valid/}, the CSV inside the release
+  folder its paths start with: paths resolve from the CSV folder's parent.
+- Kaggle copy (ashery/chexpert): the same files unpacked into archive/ (or any other folder name), the CSV's
+  paths unchanged: the release folder is stripped and paths resolve from the CSV's folder.
+- A CSV beside the unpacked release folder (tables/train.csv + tables/CheXpert-v1.0-small/): from the CSV's
+  folder; paths without a release folder ("train/patient00001/...") also resolve from the CSV's folder.
+The rule is chosen once per table, never per row, so files that are really missing are named as such.
+
+Labels are 1.0 (positive), 0.0 (negative), -1.0 (uncertain) or blank (not mentioned in the report); valid.csv
+holds the radiologists' 1.0 / 0.0 only. The same labeler and columns are used by MIMIC-CXR-JPG, which reuses
+`parse_labels` from here.
 """
 
 from __future__ import annotations
@@ -42,6 +53,8 @@ _SEX = {"male": "M", "female": "F", "unknown": None}
 _FRONTAL_VIEWS = {"AP": "AP", "PA": "PA"}  # the AP/PA column also holds LL/RL on a few frontal rows
 _AP_PA_VALUES = {"AP", "PA", "LL", "RL"}
 _PATIENT = re.compile(r"patient\d+")
+# The folder the release CSVs' paths start with: downsampled ("-small") and full-resolution releases.
+RELEASE_FOLDERS = ("CheXpert-v1.0-small", "CheXpert-v1.0")
 
 
 def chexpert(
@@ -49,9 +62,8 @@ def chexpert(
 ) -> Cohort:
     """Read a CheXpert train.csv/valid.csv into a Cohort (one row per radiograph).
 
-    Paths in the release start with the dataset folder ("CheXpert-v1.0-small/train/..."), so by default
-    a path whose first folder is the CSV's own folder is resolved from the CSV's parent folder; any other
-    relative path is resolved from the CSV's folder. `root` overrides both: paths are joined to it.
+    Paths resolve by the layout rule of the module docstring; `root` overrides it: the CSV's paths, as
+    written, are joined to `root` (the folder that holds the release folder).
     """
     csv = Path(csv)
     check_policy(uncertain)
@@ -66,7 +78,7 @@ def chexpert(
         {
             "id": [PurePosixPath(path).with_suffix("").as_posix() for path in table["Path"]],
             "patient_id": parse_column(table, "Path", _parse_patient, source=csv),
-            "path": [str(_resolve(path, csv, root)) for path in table["Path"]],
+            "path": _resolve(table["Path"], csv, root),
             "age": parse_column(table, "Age", parse_age, source=csv).astype("Float64"),
             "sex": parse_column(table, "Sex", _parse_sex, source=csv),
             "view": [_view(view, ap_pa) for view, ap_pa in zip(views, _ap_pa(table, csv), strict=True)],
@@ -102,12 +114,31 @@ def parse_labels(table: pd.DataFrame, *, uncertain: str, source: Path) -> pd.Dat
     return pd.DataFrame({key: values.astype("Int64") for key, values in columns.items()}, index=table.index)
 
 
-def _resolve(path: str, csv: Path, root: str | Path | None) -> Path:
+def _resolve(paths: pd.Series, csv: Path, root: str | Path | None) -> list[str]:
+    """Image paths of the table: `root` / path, else the layout rule of the module docstring."""
     if root is not None:
-        return Path(root) / path
-    if PurePosixPath(path).parts[0] == csv.parent.name:
-        return csv.parent.parent / path
-    return csv.parent / path
+        return [str(Path(root) / path) for path in paths]
+    base, strip = _layout(paths, csv)
+    return [str(base / PurePosixPath(path).as_posix().removeprefix(strip)) for path in paths]
+
+
+def _layout(paths: pd.Series, csv: Path) -> tuple[Path, str]:
+    """(folder the paths resolve from, leading folder to strip), decided once for the whole table."""
+    first = {PurePosixPath(path).parts[0] for path in paths}
+    release = sorted(first & set(RELEASE_FOLDERS))
+    if not release:
+        return csv.parent, ""
+    if len(first) > 1:
+        raise ValueError(
+            f"{csv}: column 'Path' mixes paths that start with {', '.join(sorted(first)[:3])}; a CheXpert table's "
+            f"paths all start with {release[0]}/ (restore the released CSV or pass root=)"
+        )
+    folder = release[0]
+    if csv.parent.name == folder:  # Stanford: CheXpert-v1.0-small/train.csv names CheXpert-v1.0-small/train/...
+        return csv.parent.parent, ""
+    if (csv.parent / folder).is_dir():  # the CSV sits beside the unpacked release folder
+        return csv.parent, ""
+    return csv.parent, f"{folder}/"  # Kaggle: the release folder unpacked as archive/ (or renamed)
 
 
 def _parse_patient(path: object) -> str:
