@@ -15,6 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
+# The release-layout fixtures, shared with the tests that read every release through one entry point.
+from test_adapters_cxr_layouts import chexpert_kaggle, mimic_download, nih_v2020  # noqa: E402, F401
+
 CHEXPERT_LABELS = [
     "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema",
     "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other",

@@ -106,3 +106,35 @@ def test_config_checks_the_adapter_and_bad_file_policy_before_any_work(cxr_synth
         check_paths(load_config(None, [f"data.root={cxr_synth_root}", "data.adapter=nhi"]))
     with pytest.raises(ValueError, match="data.bad_files='ignore' unknown; use one of error, skip, unchecked"):
         check_paths(load_config(None, [f"data.root={cxr_synth_root}", "data.bad_files=ignore"]))
+
+
+def test_the_registry_reads_each_release_folder_as_its_adapter_does(chexpert_kaggle, nih_v2020, mimic_download):
+    from medcf.data.adapters import chexpert, mimic_cxr, nih_chestxray14
+
+    pairs = [
+        (open_dataset("chexpert", chexpert_kaggle), chexpert(chexpert_kaggle / "train.csv")),
+        (open_dataset("chexpert", chexpert_kaggle, table="valid.csv"), chexpert(chexpert_kaggle / "valid.csv")),
+        (open_dataset("nih", nih_v2020.parent), nih_chestxray14(nih_v2020)),
+        (open_dataset("mimic-cxr", mimic_download), mimic_cxr(mimic_download)),
+    ]
+    for through_registry, direct in pairs:
+        pd.testing.assert_frame_equal(through_registry.records, direct.records)
+    with pytest.raises(FileNotFoundError, match="no Data_Entry_2017_v2020.csv or Data_Entry_2017.csv or sample"):
+        open_dataset("nih", chexpert_kaggle)
+
+
+def test_data_check_on_a_release_uses_its_official_split(nih_v2020, tmp_path) -> None:
+    result = medcf("data", "check", nih_v2020.parent, "--adapter", "nih", "--out", tmp_path / "nih")
+    assert result.returncode == 0, result.stderr
+    report = (tmp_path / "nih" / "report.md").read_text()
+    assert "Training would use the release's own split column" in report
+    official = nih_chestxray14_split(nih_v2020)
+    summary = json.loads((tmp_path / "nih" / "summary.json").read_text())
+    assert summary["splits"]["train"]["images"] == official.count("train")
+    assert summary["splits"]["holdout"]["images"] == official.count("test")
+
+
+def nih_chestxray14_split(csv: Path) -> list[str]:
+    from medcf.data.adapters import nih_chestxray14
+
+    return list(nih_chestxray14(csv).records["split"])
