@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 # The release-layout fixtures, shared with the tests that read every release through one entry point.
+from test_adapters_brain_layouts import adni_root, oasis1_root, oasis2_root, oasis3_root  # noqa: E402, F401
 from test_adapters_cxr_layouts import chexpert_kaggle, mimic_download, nih_v2020  # noqa: E402, F401
 
 CHEXPERT_LABELS = [

@@ -138,3 +138,20 @@ def nih_chestxray14_split(csv: Path) -> list[str]:
     from medcf.data.adapters import nih_chestxray14
 
     return list(nih_chestxray14(csv).records["split"])
+
+
+def test_the_registry_reads_the_brain_cohorts_and_data_check_counts_their_sessions(
+    oasis1_root, oasis2_root, oasis3_root, adni_root, tmp_path
+) -> None:
+    from medcf.data.adapters import adni, oasis1, oasis2, oasis3
+
+    for name, root, read in (("oasis1", oasis1_root, oasis1), ("oasis2", oasis2_root, oasis2),
+                             ("oasis3", oasis3_root, oasis3), ("adni", adni_root, adni)):  # fmt: skip
+        pd.testing.assert_frame_equal(open_dataset(name, root).records, read(root).records)
+    result = medcf("data", "check", oasis2_root, "--adapter", "oasis2", "--out", tmp_path / "check")
+    assert result.returncode == 0, result.stderr
+    cohort = oasis2(oasis2_root)
+    summary = json.loads((tmp_path / "check" / "summary.json").read_text())
+    assert sum(part["sessions"] for part in summary["splits"].values()) == cohort.records["session_id"].nunique()
+    report = (tmp_path / "check" / "report.md").read_text()
+    assert "| diagnosis |" in report and "session" not in report.split("## Prompts")[1].split("## Preview")[0]

@@ -19,7 +19,7 @@ import yaml
 
 # medcf.data.adapters.registry.ADAPTERS's names and medcf.data.verify.BAD_FILE_POLICIES, repeated (a test keeps
 # them equal) because config sits below data (STYLE.md §3.2) and loads in milliseconds, before pandas and nibabel.
-ADAPTER_NAMES = ("folder", "chexpert", "mimic-cxr", "nih", "covid", "brain")
+ADAPTER_NAMES = ("folder", "chexpert", "mimic-cxr", "nih", "covid", "oasis1", "oasis2", "oasis3", "adni", "brain")
 BAD_FILE_POLICIES = ("error", "skip", "unchecked")
 
 
@@ -55,7 +55,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    method: str = "full"  # full | lora | textual-inversion | dreambooth
+    method: str = "full"  # full | lora | textual-inversion | dreambooth | custom-diffusion
     max_steps: int = 1000  # optimizer steps
     batch_size: int = 16  # images per process per micro-batch
     gradient_accumulation_steps: int = 1  # micro-batches per optimizer step
@@ -75,6 +75,7 @@ class TrainConfig:
     lora_alpha: float = 8.0  # LoRA scale α (update = α/r · BA)
     placeholder_token: str = "<medcf>"  # textual inversion: the new token
     initializer_token: str = "shadow"  # textual inversion: the new embedding starts from this word's
+    modifier_token: bool = False  # custom-diffusion: also learn placeholder_token as a new word V* (Kumari et al.)
     # textual inversion / dreambooth: prompt of the instance images, "{prompt}" in it is the clinical prompt;
     # "" = the clinical prompt (dreambooth), "<placeholder> {prompt}" (textual inversion: first, so never cut off)
     instance_prompt: str = ""

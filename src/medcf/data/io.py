@@ -4,7 +4,8 @@ Every reader returns `MedicalImage`s in medcf's intensity convention (see medcf.
 [0, 1] for display, `values` in modality units. The per-format rules live in medcf.data.raster (PNG/JPEG),
 medcf.data.dicom and medcf.data.nifti. The suffix decides the format (case-insensitive); a file with no
 or an unknown suffix is read as DICOM when it carries the 'DICM' marker at byte 128 (DICOM PS3.10 7.1),
-which covers files named by their UID (".../1.2.840.113619.2.55.3").
+which covers files named by their UID (".../1.2.840.113619.2.55.3"). Analyze 7.5 / NIfTI-pair volumes (.img with
+its .hdr, or the .hdr), as OASIS ships them, are read like NIfTI but never written (write .nii or .nii.gz).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ __all__ = ["IMAGE_SUFFIXES", "read_image", "read_images", "write_image", "write_
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".nii", ".nii.gz")
 FORMATS = {".png": "raster", ".jpg": "raster", ".jpeg": "raster", ".dcm": "dicom", ".dicom": "dicom"}
 FORMATS |= {".nii": "nifti", ".nii.gz": "nifti"}
+ANALYZE_SUFFIXES = (".img", ".hdr")  # read through nibabel as NIfTI; not in IMAGE_SUFFIXES since never written
+FORMATS |= dict.fromkeys(ANALYZE_SUFFIXES, "nifti")
 
 
 def read_images(
@@ -74,6 +77,8 @@ def write_image(path: str | Path, pixels: ArrayLike, *, like: MedicalImage | Non
             f"{path}: pixels are {array.shape} but like image {like.provenance.source} is {like.shape}; "
             "resize the pixels to the reference size first"
         )
+    if suffix in ANALYZE_SUFFIXES:
+        raise ValueError(f"{path}: medcf reads Analyze .img/.hdr but does not write it; write .nii or .nii.gz")
     if suffix == ".png":
         return write_png(path, array, bit_depth=16)
     if FORMATS.get(suffix) == "dicom":
@@ -126,8 +131,8 @@ def _format(path: Path) -> str:
         if file.read(132)[128:] == b"DICM":
             return "dicom"
     raise ValueError(
-        f"{path}: unsupported file type '{suffix}'; medcf reads {', '.join(IMAGE_SUFFIXES)} and DICOM files "
-        "with any suffix that carry the 'DICM' marker — rename or convert the file"
+        f"{path}: unsupported file type '{suffix}'; medcf reads {', '.join(IMAGE_SUFFIXES)}, Analyze .img/.hdr and "
+        "DICOM files with any suffix that carry the 'DICM' marker — rename or convert the file"
     )
 
 

@@ -13,6 +13,10 @@ Intensity: `values` = voxel values (scl_slope/scl_inter applied); `pixels` = a L
 whole 3-D volume, so the slices of one volume share one scale: an explicit `window`, else the header's
 display range cal_min..cal_max when set (cal_max > cal_min, as dcm2niix copies DICOM windows), else the
 robust 0.5–99.5 % percentile window. NaN or infinite voxels are refused.
+Analyze 7.5 and NIfTI pairs (.img + .hdr, as OASIS ships them) are read the same way. Analyze stores no
+orientation: nibabel gives it the SPM convention (voxel i runs right → left, j posterior → anterior, k inferior
+→ superior) and voxel sizes in mm. Trailing singleton axes beyond the third are dropped, so an OASIS volume of
+shape (176, 208, 176, 1) is the 3-D volume (176, 208, 176).
 """
 
 from __future__ import annotations
@@ -72,13 +76,15 @@ def _volume(path: Path, volume: int | None) -> nib.Nifti1Image:
         image = nib.load(path)
     except Exception as error:  # a damaged header raises HeaderDataError, ImageFileError, struct/zlib errors, ...
         raise ValueError(f"{path}: not a readable NIfTI ({error}); re-export the file") from None
+    if not isinstance(image, nib.Nifti1Image):  # Analyze / NIfTI pair: one header API (units, sform) downstream
+        image = nib.Nifti1Image.from_image(image)
     dtype = image.get_data_dtype()
     if dtype.kind not in "biuf":  # complex (e.g. raw k-space/phase) or RGB24 records have no grey intensity
         raise ValueError(
             f"{path}: NIfTI of {dtype} voxels; medcf reads real-valued grey volumes — save magnitude "
             "(numpy.abs) or one channel as float32"
         )
-    shape = image.shape
+    shape = squeezed_shape(image.shape)
     if not 2 <= len(shape) <= 4:
         raise ValueError(f"{path}: {len(shape)}-D NIfTI {shape} unsupported; medcf reads 2-D, 3-D and 4-D files")
     volumes = shape[3] if len(shape) == 4 else 1
@@ -93,14 +99,20 @@ def _volume(path: Path, volume: int | None) -> nib.Nifti1Image:
     check_size(path, planes[-2], planes[-1])
     if int(np.prod(shape[:3])) > MAX_VOXELS:
         raise ValueError(f"{path}: volume of {shape[:3]} voxels is over medcf's limit of 2**30; crop it first")
-    if len(shape) == 4:
-        return image.slicer[..., volume or 0]
-    if len(shape) == 2:
-        try:
+    index = (slice(None),) * 3 + ((volume or 0,) if len(shape) == 4 else ()) + (0,) * (len(image.shape) - len(shape))
+    try:
+        if len(shape) == 2:
             return image.__class__(np.asanyarray(image.dataobj)[..., None], image.affine, image.header)
-        except Exception as error:  # as in read_nifti: whatever the damaged data raises
-            raise ValueError(f"{path}: truncated or corrupt NIfTI data ({error}); re-export the file") from None
-    return image
+        return image.slicer[index] if len(index) > 3 else image
+    except Exception as error:  # as in read_nifti: whatever the damaged data raises
+        raise ValueError(f"{path}: truncated or corrupt NIfTI data ({error}); re-export the file") from None
+
+
+def squeezed_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """`shape` without trailing singleton axes beyond the third: (176, 208, 176, 1) → (176, 208, 176)."""
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    return shape
 
 
 def _spacing(image: nib.Nifti1Image, normal: int) -> tuple[float, float]:

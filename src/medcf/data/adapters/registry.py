@@ -12,12 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from medcf.data.adapters.adni import adni
 from medcf.data.adapters.brain import brain_mri
 from medcf.data.adapters.chexpert import chexpert
 from medcf.data.adapters.covid import covid_radiography
 from medcf.data.adapters.folder import image_folder
 from medcf.data.adapters.mimic import mimic_cxr
 from medcf.data.adapters.nih import nih_chestxray14
+from medcf.data.adapters.oasis import oasis1, oasis2
+from medcf.data.adapters.oasis3 import oasis3
 from medcf.data.cohort import Cohort
 
 Opener = Callable[[Path, Path | None, str], Cohort]  # (root, table or None, modality) → Cohort
@@ -53,6 +56,14 @@ ADAPTERS = {
                 lambda root, table, _: nih_chestxray14(table, images=root)),
         Adapter("covid", "COVID-19 Radiography Database: class folders with images/ and masks/",
                 (), lambda root, table, _: covid_radiography(root)),
+        Adapter("oasis1", "OASIS-1 discs (T88_111 Analyze volumes) + oasis_cross-sectional.csv", (),
+                lambda root, table, _: oasis1(root, table=table)),
+        Adapter("oasis2", "OASIS-2 OAS2_RAW_PART1/2 (mpr-1 Analyze volumes) + oasis_longitudinal.csv", (),
+                lambda root, table, _: oasis2(root, table=table)),
+        Adapter("oasis3", "OASIS-3 oasis-scripts downloads (plain or BIDS T1w) + demographics and CDR tables", (),
+                lambda root, table, _: oasis3(root, demographics=table)),
+        Adapter("adni", "ADNI IDA collection folders + its collection CSV (+ ADNIMERGE)", (),
+                lambda root, table, _: adni(root, collection_csv=table)),
         Adapter("brain", "brain MRI volumes (NIfTI/Analyze) + a table with a subject_id column", ("metadata.csv",),
                 _brain),
     )
