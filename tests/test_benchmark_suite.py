@@ -25,12 +25,12 @@ def test_every_run_is_a_valid_training_config(size: str) -> None:
         assert run.sampling_drift == (run.latent_drift if "training only" not in run.name else 0.0)
         configs[run.name] = json.dumps(config_dict(config), sort_keys=True)
     methods = [name for name in configs if "δ=" in name]
-    assert len(methods) == 12 and len(set(configs[name] for name in methods)) == 8
+    assert len(methods) == 15 and len(set(configs[name] for name in methods)) == 10
     # sampling a drifted model plainly reuses that model: only the sampling differs
     assert configs["LoRA, δ=0.1 in training only"] == configs["LoRA, δ=0.1"]
     # the diverse-with-patient-info prompt run is the basic fine-tune itself: the benchmark trains it once
     assert configs["diverse prompts, with patient info"] == configs["basic fine-tune, δ=0"]
-    assert len(set(configs.values())) == len(configs) - 5
+    assert len(set(configs.values())) == len(configs) - 6
 
 
 def test_run_names_make_distinct_folder_names() -> None:
@@ -41,7 +41,7 @@ def test_run_names_make_distinct_folder_names() -> None:
 
 def test_textual_inversion_and_dreambooth_are_prompted_with_their_identifier() -> None:
     runs = {run.name: run for run in suite_runs(SIZES["quick"])}
-    for name in ("textual inversion, δ=0", "DreamBooth, δ=0.1"):
+    for name in ("textual inversion, δ=0", "DreamBooth, δ=0.1", "Custom Diffusion, δ=0"):
         assert runs[name].instance_prompt == "<medcf> {prompt}"
     assert runs["LoRA, δ=0"].instance_prompt == ""
 

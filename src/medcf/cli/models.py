@@ -35,7 +35,7 @@ def train(
     out: RunOption = Path("runs/train"),
     progress: ProgressOption = True,
 ) -> None:
-    """Train or fine-tune a latent diffusion model (full, lora, textual-inversion, dreambooth).
+    """Train or fine-tune a latent diffusion model (full, lora, textual-inversion, dreambooth, custom-diffusion).
 
     Resumes from the newest checkpoint in OUT. Multi-process / multi-GPU: `accelerate launch -m medcf train ...`.
 

@@ -2,8 +2,8 @@
 
 A generic base model is trained first on normal studies only, with one plain prompt ("A normal chest X-ray.")
 — the stand-in for Stable Diffusion, which never saw a finding named. Every experiment fine-tunes that base:
-- methods (Latent Drift, Yeganeh et al. CVPR 2025, Table 1): basic fine-tune, LoRA, textual inversion and
-  DreamBooth, each without and with Latent Drift δ in training and sampling;
+- methods (Latent Drift, Yeganeh et al. CVPR 2025, Table 1): basic fine-tune, LoRA, textual inversion,
+  DreamBooth and Custom Diffusion, each without and with Latent Drift δ in training and sampling;
 - prompts (Latent Drift §4 / RoentGen): simple vs diverse prompts, with and without patient information.
 Each run is a list of `medcf train --set` overrides, so any row of the table is reproducible by hand.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-IDENTIFIER = "<medcf>"  # textual inversion's new token; DreamBooth's identifier (the same word for both)
+IDENTIFIER = "<medcf>"  # textual inversion's and Custom Diffusion's new token; DreamBooth's identifier (one word)
 BASE_FILTER = "no_finding == 1"
 BASE_PROMPT = "A normal chest X-ray."
 
@@ -94,6 +94,10 @@ def suite_runs(size: SuiteSize) -> list[SuiteRun]:
                               f"train.placeholder_token={IDENTIFIER}", f"train.instance_prompt={wrapped}"),
         "DreamBooth": ("train.method=dreambooth", "train.learning_rate=1e-4", f"train.instance_prompt={wrapped}",
                        "train.class_prompt=A chest X-ray.", "train.num_class_images=16"),
+        # W_k, W_v and the modifier token V* at 1e-5 per image of the batch (diffusers' example: 1e-5 with --scale_lr)
+        "Custom Diffusion": ("train.method=custom-diffusion", f"train.learning_rate={1e-5 * size.batch_size:g}",
+                             "train.modifier_token=true", f"train.placeholder_token={IDENTIFIER}",
+                             f"train.instance_prompt={wrapped}"),
     }  # fmt: skip
     runs = []
     for method, options in methods.items():

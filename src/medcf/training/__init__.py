@@ -1,4 +1,5 @@
-"""Training and fine-tuning latent diffusion models on HF Accelerate (full, LoRA, textual inversion, DreamBooth)."""
+"""Training and fine-tuning latent diffusion on HF Accelerate: full, LoRA, textual inversion, DreamBooth, Custom
+Diffusion."""
 
 from medcf.training.drift_search import drift_search, write_drift_search
 from medcf.training.loop import train

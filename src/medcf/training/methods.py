@@ -4,6 +4,8 @@ full: the U-Net, optionally with the text encoder and the VAE decoder (the compo
 2022, RoentGen). lora: low-rank adapters on the U-Net's attention projections (Hu et al. 2022), through peft.
 textual-inversion: one new token whose input embedding is the only trained weight (Gal et al. 2023).
 dreambooth: the U-Net (+ text encoder) like full; the loop adds the class-prior loss (Ruiz et al. 2023, prior.py).
+custom-diffusion: the U-Net's cross-attention W_k, W_v, optionally with a new token V* (Kumari et al. 2023,
+custom_diffusion.py).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from torch import nn
 
 from medcf.atomic import atomic_folder, atomic_path
 from medcf.models import Components
+from medcf.training.custom_diffusion import prepare_cross_attention_kv, save_custom_diffusion_weights
 
-METHODS = ("full", "lora", "textual-inversion", "dreambooth")
+METHODS = ("full", "lora", "textual-inversion", "dreambooth", "custom-diffusion")
 UNET_LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # attention projections, as diffusers' LoRA scripts
 # Attention projections of the text encoders medcf meets; the first family whose names all occur is used.
 TEXT_ENCODER_LORA_TARGETS = (
@@ -58,6 +61,7 @@ def prepare_method(components: Components, method: str, **options: object) -> li
         "lora": prepare_lora,
         "textual-inversion": prepare_textual_inversion,
         "dreambooth": prepare_dreambooth,
+        "custom-diffusion": prepare_custom_diffusion,
     }[method]
     return prepare(components, **options)
 
@@ -154,10 +158,27 @@ def prepare_textual_inversion(
     return [embedding.weight]
 
 
+def prepare_custom_diffusion(
+    components: Components, *, placeholder_token: str = "", initializer_token: str = ""
+) -> list[nn.Parameter]:
+    """Train the U-Net's cross-attention W_k, W_v (Kumari et al. 2023, §3.1), and a new token when given one.
+
+    `placeholder_token` is the paper's modifier token V*, added and trained as in textual inversion.
+    """
+    if placeholder_token:
+        parameters = prepare_textual_inversion(
+            components, placeholder_token=placeholder_token, initializer_token=initializer_token
+        )
+    else:
+        _freeze(components)
+        parameters = []
+    return parameters + prepare_cross_attention_kv(components.unet)
+
+
 def after_optimizer_step(components: Components, method: str) -> None:
-    """Textual inversion: put back every embedding row but the placeholder's, so the old vocabulary is unchanged."""
+    """A new token (textual inversion, Custom Diffusion's V*): put back every other embedding row, as it was."""
     _check_method(method)
-    if method != "textual-inversion":
+    if not _learns_a_token(components, method):
         return
     embedding = components.text_encoder.get_input_embeddings()
     placeholder = _placeholder(embedding)
@@ -174,13 +195,17 @@ def export_method(components: Components, method: str, folder: str | Path) -> Co
 
     LoRA: `folder/pytorch_lora_weights.safetensors` (diffusers format, `pipe.load_lora_weights(folder)`); a
     non-CLIP text encoder's LoRA goes to `folder/text_encoder_lora/` (peft format) since diffusers cannot load it.
-    Textual inversion: `folder/learned_embeds.safetensors` (`pipe.load_textual_inversion`). Full and
-    DreamBooth have no extras. The training components are left as they are.
+    Textual inversion: `folder/learned_embeds.safetensors` (`pipe.load_textual_inversion`). Custom Diffusion:
+    the U-Net already holds its trained W_k, W_v; `folder/pytorch_custom_diffusion_weights.bin` holds them for
+    diffusers' `unet.load_attn_procs` (custom_diffusion.py), plus learned_embeds.safetensors for a modifier token.
+    Full and DreamBooth have no extras. The training components are left as they are.
     """
     _check_method(method)
     if method == "lora":
         return _export_lora(components, Path(folder))
-    if method == "textual-inversion":
+    if method == "custom-diffusion":
+        save_custom_diffusion_weights(components.unet, Path(folder))
+    if _learns_a_token(components, method):
         _export_textual_inversion(components, Path(folder))
     return dataclasses.replace(components)
 
@@ -249,6 +274,12 @@ def _placeholder(embedding: nn.Module) -> PlaceholderEmbedding:
     if embedding not in _PLACEHOLDERS:
         raise ValueError("this text encoder has no textual-inversion token; call prepare_textual_inversion first")
     return _PLACEHOLDERS[embedding]
+
+
+def _learns_a_token(components: Components, method: str) -> bool:
+    """Textual inversion does; Custom Diffusion does when prepared with a modifier token."""
+    has_token = components.text_encoder.get_input_embeddings() in _PLACEHOLDERS
+    return method == "textual-inversion" or (method == "custom-diffusion" and has_token)
 
 
 def _has_adapter(module: nn.Module) -> bool:

@@ -89,7 +89,7 @@ def setup_run(config: Config, folder: Path) -> Run:
     parameters = prepare_method(components, train_config.method, **_method_options(config))
     _check_prompts(config, components, datasets[TRAIN])  # after prepare_method: the placeholder is a token now
     checkpointed = enable_gradient_checkpointing(components) if train_config.gradient_checkpointing else []
-    prior = _prior(components, config) if train_config.method == "dreambooth" else None
+    prior = _prior(components, config) if train_config.uses_prior else None
     if prior is not None and accelerator.is_main_process:  # the class images, for the user to inspect
         write_sample_grid(prior.images, folder / "class_images.png")
     weight_decay = 0.0 if train_config.method == "textual-inversion" else train_config.adam_weight_decay
@@ -150,8 +150,9 @@ def make_accelerator(mixed_precision: str, gradient_accumulation_steps: int = 1)
 
 def _check_options(config: Config, accelerator: Accelerator, folder: Path) -> None:
     """Refuse combinations that cannot work, before any model is built."""
-    if config.train.method == "dreambooth" and config.model.mask_conditioning:
-        raise ValueError("train.method=dreambooth: class images have no masks; turn model.mask_conditioning off")
+    if config.train.uses_prior and config.model.mask_conditioning:
+        method = config.train.method
+        raise ValueError(f"train.method={method}: class images have no masks; turn model.mask_conditioning off")
     if config.train.train_vae_decoder and accelerator.num_processes > 1:
         raise ValueError("train.train_vae_decoder runs in one process only; launch without accelerate multi-process")
     saved = folder / "config.yaml"
@@ -190,6 +191,13 @@ def training_datasets(config: Config) -> dict:
 
 def _method_options(config: Config) -> dict:
     train_config = config.train
+    if train_config.modifier_token and train_config.method != "custom-diffusion":
+        raise ValueError(
+            f"train.modifier_token is Custom Diffusion's new word, not {train_config.method}'s; "
+            "set train.method=custom-diffusion or train.modifier_token=false"
+        )
+    if train_config.method == "custom-diffusion" and not train_config.modifier_token:
+        return {}
     if train_config.method == "full":
         return {
             "train_text_encoder": train_config.train_text_encoder,
@@ -201,7 +209,7 @@ def _method_options(config: Config) -> dict:
             "alpha": train_config.lora_alpha,
             "train_text_encoder": train_config.train_text_encoder,
         }
-    if train_config.method == "textual-inversion":
+    if train_config.method in ("textual-inversion", "custom-diffusion"):  # custom-diffusion: with modifier_token
         if train_config.placeholder_token not in train_config.instance_template:
             token = train_config.placeholder_token
             raise ValueError(
@@ -221,7 +229,7 @@ def _check_prompts(config: Config, components: Components, dataset: ImageTextDat
     train_config = config.train
     template = train_config.instance_template
     prompts = [instance_prompt(dataset.prompt(index), template) for index in range(len(dataset))]
-    keep = train_config.placeholder_token if train_config.method == "textual-inversion" else ""
+    keep = train_config.placeholder_token if train_config.learns_token else ""
     check_training_prompts(components.tokenizer, prompts, keep=keep)
 
 
