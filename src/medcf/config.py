@@ -40,6 +40,10 @@ class DataConfig:
     prompt_style: str = "diverse"  # table | simple | diverse (medcf.prompts.STYLES)
     patient_info: bool = True  # put age / sex / smoking into prompts
     prompt_dropout: float = 0.1  # probability of the null prompt, trains classifier-free guidance (Ho & Salimans)
+    # image pairs for train.method=instruct-pix2pix (medcf.data.pairs): counterfactuals (a `medcf synth` folder's
+    # true counterfactuals) | longitudinal (repeat visits of data.adapter's cohort) | a CSV under root with
+    # source_path, target_path, instruction; "" = single images
+    pairs: str = ""
     num_workers: int = 0  # DataLoader worker processes
 
 
@@ -55,7 +59,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    method: str = "full"  # full | lora | textual-inversion | dreambooth | custom-diffusion
+    method: str = "full"  # full | lora | textual-inversion | dreambooth | custom-diffusion | instruct-pix2pix
     max_steps: int = 1000  # optimizer steps
     batch_size: int = 16  # images per process per micro-batch
     gradient_accumulation_steps: int = 1  # micro-batches per optimizer step
@@ -115,7 +119,8 @@ class SampleConfig:
     prompts: list[str] = field(default_factory=list)  # prompts of the sample grids ("" = from held-out rows)
     num_images: int = 8  # images per grid
     num_inference_steps: int = 25  # sampler steps
-    guidance_scale: float = 3.0  # classifier-free guidance weight
+    guidance_scale: float = 3.0  # classifier-free guidance weight (InstructPix2Pix: the text's, s_T)
+    image_guidance_scale: float = 1.5  # InstructPix2Pix: the source image's guidance weight s_I (Brooks et al.)
     scheduler: str = "ddim"  # ddim | ddpm | dpm++
     latent_drift: float | list[float] | None = None  # δ at inference (prior + every step); None = train.latent_drift
 
@@ -191,6 +196,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "sample.num_images": (_at_least(1), "≥ 1"),
     "sample.num_inference_steps": (_at_least(1), "≥ 1"),
     "sample.guidance_scale": (math.isfinite, "finite"),
+    "sample.image_guidance_scale": (math.isfinite, "finite"),
     "sample.latent_drift": (math.isfinite, "finite"),
     "vae.max_steps": (_at_least(1), "≥ 1"),
     "vae.batch_size": (_at_least(1), "≥ 1"),

@@ -1,4 +1,5 @@
-"""Text-to-image sampling: THE loop, with classifier-free guidance and Latent Drift.
+"""Text-to-image sampling: THE loop, with classifier-free guidance and Latent Drift; and its image-to-image twin,
+InstructPix2Pix's loop with image and text guidance (`instruct_edit`).
 
 Latent Drift (Yeganeh et al., CVPR 2025, Eq. 4): a signed shift δ moves the prior to z_T ~ N(δ·1, I) and is
 added after every reverse step, z_{t-1} = Step(ε̂_θ(z_t, t, c), z_t) + δ·1. δ is a scalar or one value per
@@ -22,9 +23,12 @@ from medcf.models import (
     mask_latents,
     vae_scale_factor,
 )
+from medcf.models.instruct import is_instruct, source_latents
 from medcf.prompts import NULL_PROMPT
 
 SCHEDULERS = ("ddim", "ddpm", "dpm++")
+IMAGE_GUIDANCE = 1.5  # InstructPix2Pix's s_I, the paper's and the pipeline's default
+TEXT_GUIDANCE = 7.5  # its s_T
 
 
 def sampling_scheduler(components: Components, name: str) -> SchedulerMixin:
@@ -75,6 +79,8 @@ def generate(
     """
     if isinstance(prompts, str):
         raise ValueError(f"prompts={prompts!r}: pass a list of strings, e.g. [{prompts!r}]")
+    if is_instruct(components):
+        raise ValueError("this InstructPix2Pix model edits given images; use `medcf counterfactual --engine instruct`")
     unet, device = components.unet, components.unet.device
     vae_scale = vae_scale_factor(components)
     height = height or unet.config.sample_size * vae_scale
@@ -190,3 +196,50 @@ def mask_condition(
         raise ValueError(f"mask shape {tuple(mask.shape)}: expected one mask per prompt at the image size, {expected}")
     unet = components.unet
     return mask_latents(mask, shape[-2:]).to(unet.device, unet.dtype)
+
+
+@torch.no_grad()
+def instruct_edit(
+    components: Components,
+    pixel_values: torch.Tensor,
+    instructions: Sequence[str],
+    *,
+    num_inference_steps: int = 25,
+    guidance_scale: float = TEXT_GUIDANCE,
+    image_guidance_scale: float = IMAGE_GUIDANCE,
+    latent_drift: float | Sequence[float] = 0.0,
+    scheduler: str = "ddim",
+    generator: torch.Generator | None = None,
+    latents: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """InstructPix2Pix (Brooks et al., CVPR 2023): source images (B, C, H, W) in [-1, 1] edited by one instruction
+    each → images in [-1, 1]; `latents` fixes the initial noise (B, C_z, h, w). Image and text guidance (Eq. 3):
+
+        ε̃ = ε(z, ∅, ∅) + s_I · (ε(z, c_I, ∅) − ε(z, ∅, ∅)) + s_T · (ε(z, c_I, c_T) − ε(z, c_I, ∅))
+
+    c_I the source latent (models/instruct.py), c_T the instruction; the three terms run in one U-Net batch in the
+    order of diffusers' StableDiffusionInstructPix2PixPipeline, which gives the same image for the same noise and
+    scheduler. Latent Drift shifts the prior and every step by δ, as in `generate`.
+    """
+    if not is_instruct(components):
+        raise ValueError("this model has no source-image input; train one with train.method=instruct-pix2pix")
+    if len(instructions) != len(pixel_values):
+        raise ValueError(f"{len(instructions)} instruction(s) for {len(pixel_values)} image(s); give one per image")
+    unet = components.unet
+    image = source_latents(components, pixel_values).to(unet.device, unet.dtype)
+    drift = drift_tensor(latent_drift, latent_channels(components)).to(unet.device, unet.dtype)
+    sampler = sampling_scheduler(components, scheduler)
+    sampler.set_timesteps(num_inference_steps, device=unet.device)
+    text = encode_prompts(components, [*instructions, *[NULL_PROMPT] * len(instructions)])
+    embeds = torch.cat([text, text[len(instructions) :]])  # [c_T, ∅, ∅]
+    condition = torch.cat([image, image, torch.zeros_like(image)])  # [c_I, c_I, ∅]
+    if latents is None:
+        noise_device = generator.device if generator is not None else unet.device
+        latents = torch.randn(image.shape, generator=generator, device=noise_device, dtype=unet.dtype)
+    latents = latents.to(unet.device, unet.dtype) * sampler.init_noise_sigma + drift
+    for t in sampler.timesteps:
+        model_input = torch.cat([sampler.scale_model_input(torch.cat([latents] * 3), t), condition], dim=1)
+        full, image_only, neither = unet(model_input, t, encoder_hidden_states=embeds).sample.chunk(3)
+        noise_pred = neither + image_guidance_scale * (image_only - neither) + guidance_scale * (full - image_only)
+        latents = sampler.step(noise_pred, t, latents, generator=generator).prev_sample + drift
+    return decode_latents(components, latents)

@@ -29,6 +29,8 @@ class ImageTextDataset(Dataset):
 
     The prompt of item `i` is `template.render(row, seed=seed + crc32(id))`: the "diverse" style draws
     a different paraphrase for each image, and the same one for that image in every run and process.
+    A pair cohort (medcf.data.pairs) adds "source_pixel_values", the source image, and its prompt is the pair's
+    instruction: pixel_values is the target the source should become.
     """
 
     def __init__(self, cohort: Cohort, template: PromptTemplate, *, resolution: int = 128, seed: int = 0) -> None:
@@ -50,22 +52,30 @@ class ImageTextDataset(Dataset):
         row = self._rows[index]
         image = self._read(row["path"], row["slice_index"])
         item: Item = {
-            "pixel_values": to_model_range(resize_square(torch.from_numpy(image), self.resolution))[None],
+            "pixel_values": self._model_input(image),
             "prompt": self.prompt(index),
             "row": dict(row),
             "id": row["id"],
         }
         if self.cohort.has_masks:
             item["mask"] = self._mask(row, image.shape)[None]
+        if "source_path" in row:
+            item["source_pixel_values"] = self._model_input(self._read(row["source_path"], row["source_slice_index"]))
         return item
 
     def prompt(self, index: int) -> str:
         """The prompt of item `index` without reading its image."""
         row = self._rows[index]
+        if "instruction" in row:
+            return str(row["instruction"])
         try:
             return self.template.render(row, seed=self.seed + zlib.crc32(row["id"].encode()))
         except ValueError as error:
             raise ValueError(f"image {row['id']} ({row['path']}): {error}") from None
+
+    def _model_input(self, pixels: np.ndarray) -> torch.Tensor:
+        """Display pixels (H, W) → (1, R, R) in [-1, 1]."""
+        return to_model_range(resize_square(torch.from_numpy(pixels), self.resolution))[None]
 
     def _read(self, path: str, slice_index: int | None) -> np.ndarray:
         """Display pixels (H, W) in [0, 1] of one 2-D image (a slice or frame when slice_index is set)."""
@@ -120,6 +130,8 @@ def collate_items(items: Sequence[Item]) -> dict[str, Any]:
         raise ValueError(f"{with_mask} of {len(items)} items have a mask; a batch needs all or none")
     if with_mask:
         batch["mask"] = torch.stack([item["mask"] for item in items])
+    if "source_pixel_values" in items[0]:
+        batch["source_pixel_values"] = torch.stack([item["source_pixel_values"] for item in items])
     return batch
 
 

@@ -57,9 +57,8 @@ def readable_cohort(cohort: Cohort, policy: str, *, progress: bool = True) -> Co
             "--set data.bad_files=skip (`medcf data check` lists them all)"
         )
     paths = {item.path for item in bad}
-    keep = ~cohort.records["path"].isin(paths)
-    if cohort.has_masks:
-        keep &= ~cohort.records["mask_path"].isin(paths)
+    columns = [column for column in ("path", "mask_path", "source_path") if column in cohort.records]
+    keep = ~cohort.records[columns].isin(paths).any(axis=1)
     if not keep.any():
         raise ValueError(f"{cohort.root}: no image is readable ({shown}); check the dataset download")
     warnings.warn(f"{cohort.root}: skipped {int((~keep).sum())} image(s) of {len(bad)} unreadable file(s): {shown}",
@@ -71,11 +70,12 @@ def _files(cohort: Cohort) -> dict[str, int | None]:
     """Each distinct file → a slice to read (a volume is checked by reading one of its slices, which loads
     and checks its whole data), or None for a 2-D file."""
     files: dict[str, int | None] = {}
-    columns = ["path", "mask_path"] if cohort.has_masks else ["path"]
-    for row in cohort.records[[*columns, "slice_index"]].itertuples(index=False):
-        index = None if pd.isna(row.slice_index) else int(row.slice_index)
-        for path in row[: len(columns)]:
-            files.setdefault(path, index)
+    records = cohort.records
+    groups = [("path", "slice_index")] + [("mask_path", "slice_index")] * cohort.has_masks
+    groups += [("source_path", "source_slice_index")] * ("source_path" in records)  # image pairs (data/pairs.py)
+    for path_column, index_column in groups:
+        for path, index in zip(records[path_column], records[index_column], strict=True):
+            files.setdefault(path, None if pd.isna(index) else int(index))
     return files
 
 

@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import (
+    AutoencoderKL,
+    DDPMScheduler,
+    StableDiffusionInstructPix2PixPipeline,
+    StableDiffusionPipeline,
+    UNet2DConditionModel,
+)
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, PreTrainedModel, PreTrainedTokenizerBase
 
@@ -113,7 +119,9 @@ def save_components(components: Components, path: str | Path) -> Path:
     """Write the Stable Diffusion folder layout (safetensors) atomically; returns `path`."""
     # The vanilla pipeline writes model_index.json with each part's real class (e.g. ["transformers",
     # "BertModel"]), so diffusers and transformers both reload it without custom code.
-    pipeline = StableDiffusionPipeline(
+    unet = components.unet.config  # an InstructPix2Pix U-Net (source latent beside z_t) names its own pipeline
+    instruct = unet.in_channels == 2 * unet.out_channels
+    pipeline = (StableDiffusionInstructPix2PixPipeline if instruct else StableDiffusionPipeline)(
         vae=components.vae,
         text_encoder=components.text_encoder,
         tokenizer=components.tokenizer,

@@ -149,8 +149,9 @@ def latent_channels(components: Components) -> int:
 
 
 def has_mask_condition(components: Components) -> bool:
-    """True when the U-Net takes a mask channel beside the latents (DGM-VLC's hybrid condition)."""
-    return components.unet.config.in_channels > components.unet.config.out_channels
+    """True when the U-Net takes a mask channel beside the latents (DGM-VLC's hybrid condition); an InstructPix2Pix
+    U-Net takes a whole source latent instead (models/instruct.py)."""
+    return components.unet.config.in_channels == components.unet.config.out_channels + 1
 
 
 def mask_latents(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -217,6 +217,7 @@ _MODALITIES = {
 # ADNI / OASIS diagnostic groups: cognitively normal, mild cognitive impairment, Alzheimer's disease.
 _DIAGNOSES = {"CN": "cognitively_normal", "MCI": "mild_cognitive_impairment", "AD": "alzheimers_disease"}
 IDENTITY_FIELDS = frozenset({"id", "patient_id", "session_id", "path", "mask_path", "slice_index", "split", "report"})
+IDENTITY_FIELDS |= {"source_path", "source_slice_index", "instruction"}  # image pairs (medcf.data.pairs)
 
 DEFAULT_VOCABULARY = Vocabulary(
     MappingProxyType(_FINDINGS), MappingProxyType(_MODALITIES), MappingProxyType(_DIAGNOSES), IDENTITY_FIELDS

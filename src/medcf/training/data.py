@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from medcf.data import Cohort, ImageTextDataset, collate_items
 from medcf.data.adapters.registry import open_dataset
+from medcf.data.pairs import counterfactual_pairs, longitudinal_image_pairs, pairs_table
 from medcf.data.row_filter import select_rows
 from medcf.data.split import train_holdout
 from medcf.data.verify import readable_cohort
@@ -35,13 +36,19 @@ def load_cohorts(
     holdout_fraction: float,
     seed: int,
     bad_files: str = "unchecked",
+    pairs: str = "",
 ) -> dict[str, Cohort]:
     """{"train": ..., "holdout": ...} of the dataset at `root` read by `adapter` (holdout may be absent): the
     release's own split when it has one, else a patient-level split. `bad_files` (medcf.data.verify) is applied
-    to each part after the split, so the split never depends on which files decode."""
+    to each part after the split, so the split never depends on which files decode. `pairs` (data.pairs) reads
+    image pairs instead of images (medcf.data.pairs), split by patient the same way."""
     if not str(root):
         raise ValueError("data.root is empty; set it to a dataset folder, e.g. --set data.root=data/cxr")
-    cohort = open_dataset(adapter, root, table=csv or None, modality=modality)
+    cohort = (
+        _pairs(pairs, root, adapter, csv, modality)
+        if pairs
+        else open_dataset(adapter, root, table=csv or None, modality=modality)
+    )
     if row_filter:
         keep = select_rows(cohort.records, row_filter)  # our own grammar: pandas' eval would run code from a config
         if not keep.any():
@@ -49,6 +56,15 @@ def load_cohorts(
         cohort = cohort.select(keep)
     parts = train_holdout(cohort, holdout_fraction, seed=seed)
     return {name: readable_cohort(part, bad_files) for name, part in parts.items()}
+
+
+def _pairs(pairs: str, root: str | Path, adapter: str, csv: str, modality: str) -> Cohort:
+    """The pair cohort data.pairs names: a synth folder's counterfactuals, repeat visits, or a CSV of pairs."""
+    if pairs == "counterfactuals":
+        return counterfactual_pairs(root)
+    if pairs == "longitudinal":
+        return longitudinal_image_pairs(open_dataset(adapter, root, table=csv or None, modality=modality))
+    return pairs_table(root, pairs, modality=modality)
 
 
 def training_dataset(
@@ -98,10 +114,10 @@ def batch_stream(
 
 
 def data_fingerprint(cohort: Cohort) -> str:
-    """SHA-256 over (id, image bytes[, mask bytes]) of every row: which data a run saw, for its manifest."""
+    """SHA-256 over (id, image bytes[, mask bytes][, source bytes]) of every row: which data a run saw."""
     file_digests: dict[str, str] = {}  # slices of one volume share a file: hash it once
     digest = hashlib.sha256()
-    columns = ["id", "path"] + (["mask_path"] if cohort.has_masks else [])
+    columns = ["id", "path"] + [column for column in ("mask_path", "source_path") if column in cohort.records]
     for row in cohort.records[columns].sort_values("id").itertuples(index=False):
         digest.update(str(row[0]).encode())
         for path in row[1:]:

@@ -5,7 +5,7 @@ full: the U-Net, optionally with the text encoder and the VAE decoder (the compo
 textual-inversion: one new token whose input embedding is the only trained weight (Gal et al. 2023).
 dreambooth: the U-Net (+ text encoder) like full; the loop adds the class-prior loss (Ruiz et al. 2023, prior.py).
 custom-diffusion: the U-Net's cross-attention W_k, W_v, optionally with a new token V* (Kumari et al. 2023,
-custom_diffusion.py).
+custom_diffusion.py). instruct-pix2pix: the U-Net widened to read a source image (Brooks et al. 2023), on pairs.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ from torch import nn
 
 from medcf.atomic import atomic_folder, atomic_path
 from medcf.models import Components
+from medcf.models.instruct import widen_for_source_image
 from medcf.training.custom_diffusion import prepare_cross_attention_kv, save_custom_diffusion_weights
 
-METHODS = ("full", "lora", "textual-inversion", "dreambooth", "custom-diffusion")
+METHODS = ("full", "lora", "textual-inversion", "dreambooth", "custom-diffusion", "instruct-pix2pix")
 UNET_LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # attention projections, as diffusers' LoRA scripts
 # Attention projections of the text encoders medcf meets; the first family whose names all occur is used.
 TEXT_ENCODER_LORA_TARGETS = (
@@ -62,6 +63,7 @@ def prepare_method(components: Components, method: str, **options: object) -> li
         "textual-inversion": prepare_textual_inversion,
         "dreambooth": prepare_dreambooth,
         "custom-diffusion": prepare_custom_diffusion,
+        "instruct-pix2pix": prepare_instruct_pix2pix,
     }[method]
     return prepare(components, **options)
 
@@ -84,6 +86,14 @@ def prepare_full(
 
 def prepare_dreambooth(components: Components, *, train_text_encoder: bool = False) -> list[nn.Parameter]:
     """DreamBooth trains what full training trains; its prior-preservation loss is the loop's (Ruiz et al. 2023)."""
+    return prepare_full(components, train_text_encoder=train_text_encoder)
+
+
+def prepare_instruct_pix2pix(components: Components, *, train_text_encoder: bool = False) -> list[nn.Parameter]:
+    """InstructPix2Pix (Brooks et al. 2023): the U-Net, its conv_in widened to read the source latent (new weights
+    zero, so training starts from the text-to-image model), trained in full on (source, instruction, target)."""
+    if components.unet.config.in_channels != 2 * components.unet.config.out_channels:  # a resumed or IP2P model
+        widen_for_source_image(components.unet)
     return prepare_full(components, train_text_encoder=train_text_encoder)
 
 

@@ -32,7 +32,7 @@ from medcf.training.record import (
     write_json,
     write_sample_grid,
 )
-from medcf.training.sampling import SampleSpec, sample_prompts
+from medcf.training.sampling import SampleSpec, sample_prompts, sample_sources
 from medcf.training.setup import build_components
 from medcf.training.step import PriorImages, StepInputs
 
@@ -153,6 +153,14 @@ def _check_options(config: Config, accelerator: Accelerator, folder: Path) -> No
     if config.train.uses_prior and config.model.mask_conditioning:
         method = config.train.method
         raise ValueError(f"train.method={method}: class images have no masks; turn model.mask_conditioning off")
+    instruct, pairs = config.train.method == "instruct-pix2pix", config.data.pairs
+    if instruct != bool(pairs):
+        raise ValueError(
+            "train.method=instruct-pix2pix trains on image pairs: set data.pairs (counterfactuals, longitudinal or a "
+            "CSV)" if instruct else f"data.pairs={pairs!r} is for train.method=instruct-pix2pix; set that or drop it"
+        )
+    if instruct and (config.model.mask_conditioning or config.train.uses_prior):
+        raise ValueError("train.method=instruct-pix2pix reads a source image, not masks or class images")
     if config.train.train_vae_decoder and accelerator.num_processes > 1:
         raise ValueError("train.train_vae_decoder runs in one process only; launch without accelerate multi-process")
     saved = folder / "config.yaml"
@@ -179,6 +187,7 @@ def training_datasets(config: Config) -> dict:
         holdout_fraction=data_config.holdout_fraction,
         seed=config.train.seed,
         bad_files=data_config.bad_files,
+        pairs=data_config.pairs,
     )
     options = {
         "resolution": data_config.resolution,
@@ -280,6 +289,8 @@ def _sample_spec(config: Config, datasets: dict, with_masks: bool) -> SampleSpec
         scheduler=sample.scheduler,
         latent_drift=config.train.latent_drift if sample.latent_drift is None else sample.latent_drift,
         seed=config.train.seed,
+        sources=sample_sources(dataset, sample.num_images),
+        image_guidance_scale=sample.image_guidance_scale,
     )
 
 

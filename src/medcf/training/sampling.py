@@ -10,7 +10,7 @@ import torch
 from diffusers.training_utils import EMAModel
 
 from medcf.data import ImageTextDataset, collate_items
-from medcf.generate import generate
+from medcf.generate import generate, instruct_edit
 from medcf.models import Components
 from medcf.training.record import write_sample_grid
 
@@ -26,6 +26,8 @@ class SampleSpec:
     scheduler: str
     latent_drift: float | list[float]
     seed: int
+    sources: torch.Tensor | None = None  # (B, 1, R, R) source images of an InstructPix2Pix run's held-out pairs
+    image_guidance_scale: float = 1.5
 
 
 def sample_prompts(
@@ -37,6 +39,14 @@ def sample_prompts(
         return [dataset.prompt(index) for index in range(count)], None
     batch = collate_items([dataset[index] for index in range(count)])
     return batch["prompt"], batch["mask"]
+
+
+def sample_sources(dataset: ImageTextDataset, count: int) -> torch.Tensor | None:
+    """The source images of the first `count` pairs of a pair dataset (their prompts are the instructions); None
+    for a dataset of single images."""
+    if "source_path" not in dataset.cohort.records:
+        return None
+    return collate_items([dataset[index] for index in range(min(count, len(dataset)))])["source_pixel_values"]
 
 
 @torch.no_grad()
@@ -63,6 +73,9 @@ def write_samples(
     try:
         for start in range(0, len(spec.prompts), batch_size):
             masks = None if spec.masks is None else spec.masks[start : start + batch_size].to(device)
+            if spec.sources is not None:  # each source beside its edit
+                images += _edited(components, spec, spec.sources[start : start + batch_size], start, generator)
+                continue
             images.append(
                 generate(
                     components,
@@ -81,3 +94,15 @@ def write_samples(
         for module, mode in zip(modules, modes, strict=True):
             module.train(mode)
     return write_sample_grid(torch.cat(images), path)
+
+
+def _edited(
+    components: Components, spec: SampleSpec, sources: torch.Tensor, start: int, generator: torch.Generator
+) -> list[torch.Tensor]:
+    """[source, edit] of each pair, interleaved: the instruct model's edits of held-out sources."""
+    edits = instruct_edit(
+        components, sources, spec.prompts[start : start + len(sources)], num_inference_steps=spec.num_inference_steps,
+        guidance_scale=spec.guidance_scale, image_guidance_scale=spec.image_guidance_scale,
+        latent_drift=spec.latent_drift, scheduler=spec.scheduler, generator=generator,
+    )  # fmt: skip
+    return [image[None] for pair in zip(sources.to(edits), edits, strict=True) for image in pair]

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from medcf.models import Components, decode_latents, encode_posterior, mask_latents, scaled_latents
+from medcf.models.instruct import source_latents
 from medcf.prompts import NULL_PROMPT, instance_prompt
 from medcf.training.encodings import EncodingCache, class_image_key
 from medcf.training.loss import diffusion_loss
@@ -48,8 +49,11 @@ def training_loss(
 
     `cache` holds the frozen encoders' outputs (training/encodings.py); the loss is the same with or without.
     """
-    pixel_values, keys = batch["pixel_values"], list(batch["id"])
-    prompts = instance_prompts(batch["prompt"], inputs, generator)
+    pixel_values, keys, source = batch["pixel_values"], list(batch["id"]), batch.get("source_pixel_values")
+    if source is None:
+        prompts = instance_prompts(batch["prompt"], inputs, generator)
+    else:  # an image pair: pixel_values is the target, `source` the image the U-Net reads beside z_t
+        prompts, keep_source = pair_conditions(batch["prompt"], inputs.prompt_dropout, generator)
     count = len(prompts)
     if prior is not None:  # prior preservation: as many class images as instance images, drawn at random
         chosen = torch.randint(0, len(prior.images), (count,), generator=generator)
@@ -66,6 +70,10 @@ def training_loss(
         if "mask" not in batch:
             raise ValueError("model.mask_conditioning is on but the dataset has no masks; add a mask_path column")
         condition = mask_latents(batch["mask"].to(inputs.device), tuple(latents.shape[-2:]))
+    if source is not None:
+        with torch.no_grad():  # the frozen VAE's posterior mode, unscaled, as the pipeline prepares it
+            condition = source_latents(components, source.to(inputs.device))
+        condition = condition * keep_source.view(-1, 1, 1, 1).to(condition)
     noise = torch.randn(latents.shape, generator=generator).to(latents)
     timesteps = torch.randint(0, components.scheduler.config.num_train_timesteps, (len(latents),), generator=generator)
     per_sample = diffusion_loss(
@@ -86,6 +94,17 @@ def training_loss(
     if inputs.train_vae_decoder:
         loss = loss + F.l1_loss(decode_latents(components, latents), pixel_values)
     return loss
+
+
+def pair_conditions(prompts: list[str], dropout: float, generator: torch.Generator) -> tuple[list[str], torch.Tensor]:
+    """InstructPix2Pix's conditioning dropout (Brooks et al. §3.2.1; diffusers' example): one draw r ~ U(0, 1) per
+    pair and p = dropout / 2; the instruction is dropped when r < 2p, the source image when p ≤ r < 3p — each alone
+    p of the time, both together p — so either can be guided at sampling. Returns the prompts and a (B,) 1/0 mask
+    of the kept source images (a dropped one becomes zeros, the pipeline's ∅ image)."""
+    draw, p = torch.rand(len(prompts), generator=generator), dropout / 2
+    drop_text, drop_source = draw < 2 * p, (draw >= p) & (draw < 3 * p)
+    kept = [NULL_PROMPT if drop else prompt for prompt, drop in zip(prompts, drop_text.tolist(), strict=True)]
+    return kept, (~drop_source).float()
 
 
 def instance_prompts(prompts: list[str], inputs: StepInputs, generator: torch.Generator) -> list[str]:

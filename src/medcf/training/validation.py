@@ -1,8 +1,9 @@
 """Held-out denoising loss: the training objective on patients the model never saw, at fixed noise.
 
 Same images, same noise and the same evenly spaced timesteps for every model, so two runs (or two checkpoints)
-compare pairwise: a lower number is a better denoiser of unseen images. Prompts are the clinical prompts, never
-dropped, and there is no Latent Drift, so runs with different δ stay comparable.
+compare pairwise: a lower number is a better denoiser of unseen images. Prompts are the clinical prompts (image
+pairs: the instructions, with the source image), never dropped, and there is no Latent Drift, so runs with
+different δ stay comparable.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from torch.utils.data import DataLoader, Subset
 
 from medcf.data import collate_items
 from medcf.models import Components, encode_images, encode_prompts, has_mask_condition, mask_latents
+from medcf.models.instruct import source_latents
 from medcf.training.loss import diffusion_loss
 
 
@@ -41,6 +43,8 @@ def held_out_loss(
         condition = None
         if has_mask_condition(components):
             condition = mask_latents(batch["mask"].to(device), tuple(latents.shape[-2:]))
+        if "source_pixel_values" in batch:  # image pairs: the source, never dropped
+            condition = source_latents(components, batch["source_pixel_values"].to(device))
         for timestep in spread.tolist():
             noise = torch.randn(latents.shape, generator=generator).to(latents)
             timesteps = torch.full((len(latents),), timestep, device=device)

@@ -1,0 +1,142 @@
+"""InstructPix2Pix (Brooks et al. 2023): instructions from clinical rows, image pairs, the widened U-Net, the
+two-guidance loop against diffusers' pipeline, conditioning dropout and a training run on true counterfactuals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from diffusers import DDIMScheduler, StableDiffusionInstructPix2PixPipeline
+
+from medcf.config import load_config
+from medcf.data import ImageTextDataset, collate_items
+from medcf.data.adapters import oasis2
+from medcf.data.pairs import counterfactual_pairs, longitudinal_image_pairs, pairs_table
+from medcf.generate import generate, instruct_edit
+from medcf.models import load_components, save_components, tiny_components
+from medcf.models.instruct import is_instruct, widen_for_source_image
+from medcf.prompts import PromptTemplate
+from medcf.prompts.edits import apply_edit
+from medcf.prompts.instructions import NO_CHANGE, edit_instruction
+from medcf.training import train
+from medcf.training.step import pair_conditions
+from test_training_loop import tiny_config
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def pairs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny `medcf synth cxr` cohort with every true single-factor counterfactual."""
+    from medcf.data.synthetic import synthesize
+
+    return synthesize("cxr", tmp_path_factory.mktemp("pairs") / "cxr", n=8, size=32, seed=0, progress=False)
+
+
+ROW = {"age": 60, "sex": "F", "smoking": "never", "pleural_effusion": 1, "nodule": 0, "no_finding": 0}
+
+
+@pytest.mark.parametrize(
+    ("edit", "instruction"),
+    [
+        ("pleural_effusion=absent", "remove the pleural effusion"),
+        ("nodule=present", "add a nodule"),
+        ("age+=20", "make the patient 20 years older"),
+        ("age-=5", "make the patient 5 years younger"),
+        ("sex=M", "make the patient male"),
+        ("smoking=current", "make the patient a current smoker"),
+    ],
+)
+def test_an_instruction_names_the_difference_of_two_rows(edit: str, instruction: str) -> None:
+    assert edit_instruction(ROW, apply_edit(ROW, edit)) == instruction
+    assert edit_instruction(ROW, ROW) == NO_CHANGE
+    both = apply_edit(apply_edit(ROW, "nodule=1"), "age+=10")
+    assert edit_instruction(ROW, both) == "add a nodule, make the patient 10 years older"  # findings, then patient
+
+
+def test_counterfactual_pairs_go_both_ways_and_stay_with_their_patient(pairs_root: Path, cxr_synth_root) -> None:
+    with pytest.raises(ValueError, match="counterfactuals.csv: no counterfactuals; write the cohort with them"):
+        counterfactual_pairs(cxr_synth_root)
+    pairs = counterfactual_pairs(pairs_root)
+    table = pd.read_csv(pairs_root / "counterfactuals.csv")
+    records = pairs.records
+    assert len(records) == 2 * len(table) and records["patient_id"].nunique() == table["id"].nunique()
+    first = table.iloc[0]
+    forward = records.set_index("id").loc[f"{first['id']}_{first['factor']}={first['value']}"]
+    assert forward["path"] == str(pairs_root / first["path"])
+    assert forward["source_path"] == str(pairs_root / "images" / f"{first['id']}.png")
+    backward = records.set_index("id").loc[f"{first['id']}_{first['factor']}={first['value']}_reversed"]
+    assert backward["path"] == forward["source_path"] and backward["source_path"] == forward["path"]
+    nodules = records[records["id"].str.contains("_nodule=1$")]
+    assert set(nodules["instruction"]) == {"add a nodule"} and set(nodules["nodule"]) == {1}
+    item = ImageTextDataset(pairs, PromptTemplate("chest X-ray"), resolution=16)[0]
+    assert item["prompt"] == records["instruction"][0] and item["source_pixel_values"].shape == (1, 16, 16)
+
+
+def test_repeat_visits_and_a_csv_become_pairs(oasis2_root: Path, tmp_path: Path, cxr_synth_root: Path) -> None:
+    visits = longitudinal_image_pairs(oasis2(oasis2_root))
+    first = visits.records.iloc[0]
+    assert first["instruction"].startswith("make the patient") and "years older" in first["instruction"]
+    assert first["source_path"] != first["path"] and first["source_slice_index"] == first["slice_index"]
+    images = sorted((cxr_synth_root / "images").glob("*.png"))[:2]
+    (tmp_path / "pairs.csv").write_text(f"source_path,target_path,instruction\n{images[0]},{images[1]},add a nodule\n")
+    table = pairs_table(tmp_path)
+    assert table.records.loc[0, ["path", "source_path", "instruction"]].tolist() == [
+        str(images[1]), str(images[0]), "add a nodule"
+    ]  # fmt: skip
+
+
+def test_the_widened_unet_predicts_as_before_and_samples_as_the_vanilla_pipeline(tmp_path: Path) -> None:
+    components = tiny_components()
+    latents = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    text = torch.randn(2, 77, components.text_encoder.config.hidden_size)
+    before = components.unet(latents, 10, encoder_hidden_states=text).sample
+    widen_for_source_image(components.unet)
+    source = torch.randn_like(latents)
+    after = components.unet(torch.cat([latents, source], dim=1), 10, encoder_hidden_states=text).sample
+    torch.testing.assert_close(after, before)  # zero-initialised source channels (Brooks et al. §3.2)
+    with torch.no_grad():
+        components.unet.conv_in.weight.normal_(0, 0.1)  # so that the source image matters below
+    model = save_components(components, tmp_path / "model")
+    index = json.loads((model / "model_index.json").read_text())
+    assert index["_class_name"] == "StableDiffusionInstructPix2PixPipeline"
+    loaded = load_components(model)
+    assert is_instruct(loaded)
+    images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    noise = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(2))
+    instructions = ["remove the nodule", "add a nodule"]
+    ours = instruct_edit(loaded, images * 2 - 1, instructions, num_inference_steps=4, latents=noise)
+    pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(model, safety_checker=None)
+    pipe.scheduler = DDIMScheduler.from_config(loaded.scheduler.config)
+    theirs = pipe(instructions, image=images, num_inference_steps=4, latents=noise, output_type="pt").images
+    torch.testing.assert_close((ours + 1) / 2, theirs, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="edits given images; use `medcf counterfactual --engine instruct`"):
+        generate(loaded, ["a chest X-ray"], num_inference_steps=1)
+
+
+def test_conditioning_dropout_drops_text_image_and_both_equally_often() -> None:
+    prompts, keep = pair_conditions(["edit"] * 20000, 0.1, torch.Generator().manual_seed(0))
+    text = torch.tensor([prompt == "" for prompt in prompts])
+    image = keep == 0
+    shares = [float(share.float().mean()) for share in (text & ~image, image & ~text, text & image)]
+    assert shares == pytest.approx([0.05, 0.05, 0.05], abs=0.006)  # p = dropout / 2 each (Brooks et al. §3.2.1)
+
+
+def test_a_run_on_true_counterfactuals_trains_the_source_channels(pairs_root: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="instruct-pix2pix trains on image pairs: set data.pairs"):
+        train(tiny_config(pairs_root, "train.method=instruct-pix2pix"), tmp_path / "no", progress=False)
+    pairs = ["train.method=instruct-pix2pix", "data.pairs=counterfactuals", "train.max_steps=3"]
+    model = train(tiny_config(pairs_root, *pairs), tmp_path / "run", progress=False)
+    components = load_components(model)
+    assert components.unet.conv_in.weight[:, 4:].abs().sum() > 0  # the source channels left zero and learned
+    assert "pairs: counterfactuals" in (tmp_path / "run" / "config.yaml").read_text()
+    held = collate_items([ImageTextDataset(counterfactual_pairs(pairs_root), PromptTemplate("chest X-ray"),
+                                           resolution=32)[index] for index in range(2)])  # fmt: skip
+    edited = instruct_edit(components, held["source_pixel_values"], held["prompt"], num_inference_steps=2)
+    assert edited.shape == held["pixel_values"].shape and torch.isfinite(edited).all()
+    with pytest.raises(ValueError, match="data.pairs='counterfactuals' is for train.method=instruct-pix2pix"):
+        train(load_config(None, [f"data.root={pairs_root}", "data.pairs=counterfactuals", "model.tiny=true"]),
+              tmp_path / "other", progress=False)  # fmt: skip
