@@ -9,7 +9,7 @@ and from z_T. The result is the `latents=` argument of `medcf.generate.generate`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -57,11 +57,13 @@ def ddim_inversion_trajectory(
     latent_drift: float | Sequence[float] = 0.0,
     mask: torch.Tensor | None = None,
     strength: float = 1.0,
+    regularize_noise: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> list[torch.Tensor]:
     """The sampler's states in reverse, [z₀, …, z_k], k = round(strength · steps), δ included as the sampler has it.
 
     Element j is the state the DDIM sampler holds before its last j steps: regenerating from element k over
-    `timesteps[-k:]` walks back to z₀. These states are the pivots of null-text inversion.
+    `timesteps[-k:]` walks back to z₀. These states are the pivots of null-text inversion. `regularize_noise`
+    maps each ε̂ (B, C, h, w) before its inverse step (pix2pix-zero's noise regularisation, Parmar et al. 2023).
     """
     if len(prompts) != len(latents):
         raise ValueError(f"{len(prompts)} prompts for {len(latents)} latents: give one source prompt per image")
@@ -85,6 +87,8 @@ def ddim_inversion_trajectory(
         alpha_t = alphas_cumprod[t]
         output = guided_output(components, latents, t, cond, uncond, guidance_scale, condition)
         noise = _epsilon(output, latents, alpha_t, sampler.config.prediction_type)
+        if regularize_noise is not None:
+            noise = regularize_noise(noise)
         sample = (latents - (1 - alpha_prev).sqrt() * noise) / alpha_prev.sqrt()  # x̂₀
         trajectory.append(alpha_t.sqrt() * sample + (1 - alpha_t).sqrt() * noise)
     return trajectory

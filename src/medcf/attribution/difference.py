@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from medcf.editing import counterfactual
+from medcf.editing.paraphrases import PromptSets
 from medcf.models import Components
 from medcf.models.precision import inference_precision
 
@@ -87,6 +88,8 @@ def counterpart_attribution(
     guidance_scale: float = 3.0,
     latent_drift: float | Sequence[float] = 0.0,
     null_text: bool = False,
+    direction_prompts: PromptSets | None = None,
+    cross_attention_guidance: float | None = None,
     sigma: float = 1.0,
     anatomy_mask: torch.Tensor | None = None,
     precision: str = "auto",
@@ -94,7 +97,8 @@ def counterpart_attribution(
     """Healthy counterparts of `images` for each seed, and the seed-averaged attribution maps.
 
     The inversion engine (the default: the better maps on the semi-synthetic CXR benchmark, README) is
-    deterministic, so it runs once whatever `seeds` holds; SDEdit draws differ by seed and are averaged.
+    deterministic, as is pix2pix-zero, so it runs once whatever `seeds` holds; SDEdit draws differ by seed and
+    are averaged. `direction_prompts` and `cross_attention_guidance`: pix2pix-zero's (`editing.counterfactual`).
     `precision` "auto" runs the model under bf16 autocast where the device has native bf16 (models/precision.py);
     maps and counterparts come back in float32 either way.
     """
@@ -105,7 +109,8 @@ def counterpart_attribution(
         counterparts = _counterparts(
             components, images, source_prompts, healthy_prompts, runs, engine=engine, strength=strength,
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, latent_drift=latent_drift,
-            null_text=null_text,
+            null_text=null_text, direction_prompts=direction_prompts,
+            cross_attention_guidance=cross_attention_guidance,
         )  # fmt: skip
     seed_maps = torch.stack([difference_map(images, counterpart) for counterpart in counterparts])
     maps = refine_map(seed_maps.mean(dim=0), sigma=sigma, anatomy_mask=anatomy_mask)

@@ -20,6 +20,8 @@ from medcf.classifier import ImageClassifier, classify, load_classifier, resize_
 from medcf.data import write_image
 from medcf.editing import healthy_prompts
 from medcf.editing.files import clinical_row, load_mask, load_model_input, model_resolution, patient_files
+from medcf.editing.paraphrases import healthy_paraphrases
+from medcf.editing.pix2pix_zero import pix2pix_zero_settings
 from medcf.figures import overlay, panel, save_figure, signed_heatmap, with_colour_bar
 from medcf.models import Components, load_components
 from medcf.models.device import run_settings
@@ -43,6 +45,7 @@ def attribute_to_folder(
     num_inference_steps: int = 25,  # the fast path: 50 steps score the same maps (benchmarks/attribution_fast_path)
     guidance_scale: float = 3.0,
     latent_drift: float | Sequence[float] = 0.0,
+    cross_attention_guidance: float | None = None,
     sigma: float = 1.0,
     anatomy_mask: str | Path | None = None,
     index: int | None = None,
@@ -65,13 +68,14 @@ def attribute_to_folder(
     source = load_model_input(image, resolution, index=index)
     clinical = clinical_row(source.image, row)
     anatomy = None if anatomy_mask is None else load_mask(anatomy_mask, resolution, like=source.image.shape)
-    (source_prompt,), (healthy_prompt,) = healthy_prompts(
-        PromptTemplate.from_pretrained(model).with_patient_info(patient_info), [clinical]
-    )
+    template = PromptTemplate.from_pretrained(model).with_patient_info(patient_info)
+    (source_prompt,), (healthy_prompt,) = healthy_prompts(template, [clinical])
+    directions = healthy_paraphrases(template, [clinical]) if engine == "pix2pix-zero" else None  # its Δc
     result = counterpart_attribution(
         components, source.pixels, [source_prompt], [healthy_prompt], seeds=seeds, engine=engine,
         strength=strength, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-        latent_drift=latent_drift, sigma=sigma, anatomy_mask=anatomy, precision=precision,
+        latent_drift=latent_drift, direction_prompts=directions, cross_attention_guidance=cross_attention_guidance,
+        sigma=sigma, anatomy_mask=anatomy, precision=precision,
     )  # fmt: skip
     signed = result.maps[0, 0].numpy()
     limit = max(float(np.abs(signed).max()), 1e-6)
@@ -88,6 +92,7 @@ def attribute_to_folder(
         "healthy prompt": healthy_prompt, "engine": engine, "strength": strength, "steps": num_inference_steps,
         "guidance": guidance_scale, "latent drift": latent_drift, "seeds": list(seeds), "sigma": sigma,
         "classifier": str(classifier or ""), **run_on,
+        **pix2pix_zero_settings(directions, cross_attention_guidance),
     }  # fmt: skip
     with atomic_folder(out) as staging:
         np.save(staging / "map.npy", signed)

@@ -30,6 +30,21 @@ RowOption = Annotated[
 StepsOption = Annotated[int, typer.Option(help="Sampler steps (DDIM).")]
 GuidanceOption = Annotated[float, typer.Option(help="Classifier-free guidance scale.")]
 DriftOption = Annotated[str, typer.Option(help="Latent Drift δ: one number, or one per latent channel.")]
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        help="inversion (DDIM inversion), sdedit (partial noising) or pix2pix-zero (inversion, an edit direction "
+        "from paraphrases of the rows, cross-attention guidance; about 2.5× slower)."
+    ),
+]
+CrossAttentionGuidanceOption = Annotated[
+    float | None,
+    typer.Option(
+        help="pix2pix-zero only: weight λ_xa of the step keeping the source's cross-attention maps "
+        "(default 0.1, as in the paper; 0 turns it off).",
+        show_default=False,
+    ),
+]
 IndexOption = Annotated[
     int | None, typer.Option("--index", help="Frame of a multi-frame DICOM or axial slice of a NIfTI volume, from 0.")
 ]
@@ -61,12 +76,13 @@ def counterfactual_command(
     out: OutOption,
     model: ShippedModelOption = None,
     row: RowOption = None,
-    engine: Annotated[str, typer.Option(help="inversion (DDIM inversion) or sdedit (partial noising).")] = "inversion",
+    engine: EngineOption = "inversion",
     strength: Annotated[float, typer.Option(help="Fraction of the steps re-run, in (0, 1].")] = 0.8,
     steps: StepsOption = 50,
     guidance: GuidanceOption = 3.0,
     drift: DriftOption = "0",
     null_text: Annotated[bool, typer.Option(help="Null-text inversion for fidelity (slower).")] = False,
+    cross_attention_guidance: CrossAttentionGuidanceOption = None,
     patient_info: PatientInfoOption = None,
     mask: Annotated[Path | None, typer.Option(help="Only this region may change (white on black).")] = None,
     index: IndexOption = None,
@@ -89,8 +105,9 @@ def counterfactual_command(
 
     folder = counterfactual_to_folder(
         model, image, set_, out, row=row or [], engine=engine, strength=strength, num_inference_steps=steps,
-        guidance_scale=guidance, latent_drift=parse_drift(drift), null_text=null_text, mask=mask, index=index,
-        seed=seed, device=device, precision=precision, show_names=record_names, patient_info=patient_info,
+        guidance_scale=guidance, latent_drift=parse_drift(drift), null_text=null_text,
+        cross_attention_guidance=cross_attention_guidance, mask=mask, index=index, seed=seed, device=device,
+        precision=precision, show_names=record_names, patient_info=patient_info,
     )  # fmt: skip
     echo(f"counterfactual: {folder / 'counterfactual.png'}\nreport: {folder / 'index.html'}")
 
@@ -142,12 +159,15 @@ def attribute(
         Path | None,
         typer.Option(help="Classifier folder (medcf train-classifier) for the saliency/Grad-CAM baselines."),
     ] = None,
-    seeds: Annotated[int, typer.Option(help="Counterparts averaged (sdedit engine; inversion is deterministic).")] = 3,
-    engine: Annotated[str, typer.Option(help="inversion (DDIM inversion) or sdedit (partial noising).")] = "inversion",
+    seeds: Annotated[
+        int, typer.Option(help="Counterparts averaged (sdedit engine; inversion and pix2pix-zero are deterministic).")
+    ] = 3,
+    engine: EngineOption = "inversion",
     strength: Annotated[float, typer.Option(help="Fraction of the steps re-run, in (0, 1].")] = 0.6,
     steps: StepsOption = 25,  # as many as needed: AUROC of 50 within 0.01 (benchmarks/attribution_fast_path)
     guidance: GuidanceOption = 3.0,
     drift: DriftOption = "0",
+    cross_attention_guidance: CrossAttentionGuidanceOption = None,
     sigma: Annotated[float, typer.Option(help="Gaussian smoothing of the map, pixels.")] = 1.0,
     anatomy_mask: Annotated[Path | None, typer.Option(help="Keep the map inside this mask only.")] = None,
     patient_info: PatientInfoOption = None,
@@ -173,8 +193,8 @@ def attribute(
     folder = attribute_to_folder(
         model, image, out, row=row or [], classifier=classifier, seeds=range(seed, seed + seeds), engine=engine,
         strength=strength, num_inference_steps=steps, guidance_scale=guidance, latent_drift=parse_drift(drift),
-        sigma=sigma, anatomy_mask=anatomy_mask, index=index, device=device, precision=precision,
-        show_names=record_names, patient_info=patient_info,
+        cross_attention_guidance=cross_attention_guidance, sigma=sigma, anatomy_mask=anatomy_mask, index=index,
+        device=device, precision=precision, show_names=record_names, patient_info=patient_info,
     )  # fmt: skip
     echo(f"attribution map: {folder / 'map.png'}\nreport: {folder / 'index.html'}")
 

@@ -1,6 +1,6 @@
 """Counterfactual image editing: the same image under another prompt (Latent Drift, Yeganeh et al. 2025, §3.3).
 
-Two engines, both with Latent Drift δ and an optional mask that keeps everything outside it unchanged:
+Three engines, all with Latent Drift δ and an optional mask that keeps everything outside it unchanged:
 
 - "sdedit" (Meng et al., ICLR 2022): noise the image to t₀ = strength·T along the drifted forward process
   (z_t = √ᾱ·z₀ + √(1−ᾱ)·(ε + δ), the noise the model was trained on) and denoise with the target prompt.
@@ -9,22 +9,31 @@ Two engines, both with Latent Drift δ and an optional mask that keeps everythin
   prompt. Deterministic. With `null_text=True` the null-prompt embedding of every step is first optimised so
   that the source prompt at the edit's guidance retraces the inversion (Mokady et al., CVPR 2023): without
   it, guidance > 1 drifts away from the inverted path and the counterfactual loses the patient's anatomy.
+- "pix2pix-zero" (Parmar et al., SIGGRAPH 2023; `editing.pix2pix_zero`): DDIM-invert with the source prompt's
+  embedding c (noise-regularised), then regenerate with c + Δc, Δc the mean embedding difference of the target
+  and source paraphrase sets (`direction_prompts`), each step nudged to keep the cross-attention maps of the
+  source's reconstruction. Deterministic.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 
 from medcf.editing.blend import blend_callback, check_mask, latent_mask, paste
+from medcf.editing.noise_regularization import regularize_noise
 from medcf.editing.null_text import null_text_embeddings
+from medcf.editing.paraphrases import PromptSets
+from medcf.editing.pix2pix_zero import CROSS_ATTENTION_GUIDANCE, edit_direction, pix2pix_zero_denoise
 from medcf.generate import denoise, drift_tensor, mask_condition, sampling_scheduler
 from medcf.inversion import ddim_inversion_trajectory, inversion_steps
 from medcf.models import Components, decode_latents, encode_images, encode_prompts, latent_channels, vae_scale_factor
 from medcf.prompts import NULL_PROMPT
 
-ENGINES = ("inversion", "sdedit")
+ENGINES = ("inversion", "pix2pix-zero", "sdedit")
+NoiseMap = Callable[[torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()
@@ -41,6 +50,9 @@ def counterfactual(
     latent_drift: float | Sequence[float] = 0.0,
     null_text: bool = False,
     null_text_steps: int = 10,
+    direction_prompts: PromptSets | None = None,
+    cross_attention_guidance: float | None = None,
+    noise_regularization: bool | None = None,
     mask: torch.Tensor | None = None,
     condition_mask: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
@@ -50,9 +62,13 @@ def counterfactual(
     `strength` ∈ (0, 1] is the fraction of the sampler's steps re-run (1: from pure noise). `mask` (B, 1, H, W)
     marks the region allowed to change; outside it the output equals the input exactly. `condition_mask` is
     the extra input of a mask-conditioned model (DGM-VLC), not an edit region.
+
+    pix2pix-zero only: it edits with E(source prompt) + Δc. `direction_prompts` (per image, a source and a target
+    sentence set, `editing.paraphrase_prompts`) give Δc, and then the target prompts are not used; without them
+    Δc = E(target prompt) − E(source prompt). `cross_attention_guidance` is λ_xa (default 0.1; 0 turns it off);
+    `noise_regularization` (default on) regularises the inversion's noise.
     """
-    if engine not in ENGINES:
-        raise ValueError(f"engine={engine!r}: choose one of {ENGINES}")
+    _check_options(engine, len(images), direction_prompts, cross_attention_guidance, noise_regularization)
     if not len(images) == len(source_prompts) == len(target_prompts):
         raise ValueError(
             f"{len(images)} images, {len(source_prompts)} source and {len(target_prompts)} target prompts"
@@ -67,14 +83,9 @@ def counterfactual(
         start, known, nulls = _sdedit_start(components, latents, drift, num_inference_steps, steps, generator)
     else:
         trajectory = ddim_inversion_trajectory(
-            components,
-            latents,
-            source_prompts,
-            num_inference_steps=num_inference_steps,
-            latent_drift=latent_drift,
-            mask=condition_mask,
-            strength=strength,
-        )
+            components, latents, source_prompts, num_inference_steps=num_inference_steps, latent_drift=latent_drift,
+            mask=condition_mask, strength=strength, regularize_noise=_regularizer(engine, noise_regularization, drift),
+        )  # fmt: skip
         start, known = trajectory[-1], lambda i: trajectory[-2 - i]
         nulls = encode_prompts(components, [NULL_PROMPT] * len(images))
         if null_text:
@@ -87,12 +98,56 @@ def counterfactual(
     callback = None
     if edit_mask is not None:
         callback = blend_callback(latent_mask(edit_mask, vae_scale_factor(components)).to(start), known)
-    edited = denoise(
-        components, start, encode_prompts(components, target_prompts), nulls, sampler, sampler.timesteps[-steps:],
-        guidance_scale=guidance_scale, drift=drift, condition=condition, generator=generator, callback=callback,
-    )  # fmt: skip
+    options = {"guidance_scale": guidance_scale, "drift": drift, "condition": condition, "callback": callback}
+    if engine == "pix2pix-zero":
+        prompt_embeds = encode_prompts(components, source_prompts)  # c, the inverted image's embedding
+        direction_prompts = direction_prompts or ([[p] for p in source_prompts], [[p] for p in target_prompts])
+        edit_embeds = prompt_embeds + edit_direction(components, *direction_prompts).to(prompt_embeds)  # c + Δc
+        guidance = CROSS_ATTENTION_GUIDANCE if cross_attention_guidance is None else cross_attention_guidance
+        edited = pix2pix_zero_denoise(
+            components, start, prompt_embeds, edit_embeds, nulls, sampler, sampler.timesteps[-steps:],
+            cross_attention_guidance=guidance, **options,
+        )  # fmt: skip
+    else:
+        prompt_embeds = encode_prompts(components, target_prompts)
+        edited = denoise(
+            components, start, prompt_embeds, nulls, sampler, sampler.timesteps[-steps:], generator=generator,
+            **options,
+        )  # fmt: skip
     edited = decode_latents(components, edited, channels=images.shape[1]).to(images)
     return edited if edit_mask is None else paste(images, edited, edit_mask)
+
+
+def _check_options(
+    engine: str,
+    batch: int,
+    direction_prompts: PromptSets | None,
+    cross_attention_guidance: float | None,
+    noise_regularization: bool | None,
+) -> None:
+    """Refuse an unknown engine, and pix2pix-zero's options given to another engine or out of range."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine={engine!r}: choose one of {ENGINES}")
+    options = {
+        "direction_prompts": direction_prompts, "cross_attention_guidance": cross_attention_guidance,
+        "noise_regularization": noise_regularization,
+    }  # fmt: skip
+    if engine != "pix2pix-zero" and (given := [name for name, value in options.items() if value is not None]):
+        raise ValueError(f"{', '.join(given)}: pix2pix-zero options; drop them or use engine='pix2pix-zero'")
+    if cross_attention_guidance is not None and cross_attention_guidance < 0:
+        raise ValueError(f"cross_attention_guidance={cross_attention_guidance}: give λ_xa ≥ 0 (0.1 in the paper)")
+    if direction_prompts is not None and [len(sets) for sets in direction_prompts] != [batch, batch]:
+        sizes = [len(sets) for sets in direction_prompts]
+        raise ValueError(f"direction_prompts holds {sizes} sentence sets for {batch} images: one source and one "
+                         "target set per image (editing.paraphrase_prompts)")  # fmt: skip
+
+
+def _regularizer(engine: str, noise_regularization: bool | None, drift: torch.Tensor) -> NoiseMap | None:
+    """pix2pix-zero's ε̂ regularisation during inversion (on unless turned off), around δ; its random offsets
+    are one fixed draw, so the engine is deterministic like the inversion engine."""
+    if engine != "pix2pix-zero" or noise_regularization is False:
+        return None
+    return partial(regularize_noise, mean=drift, generator=torch.Generator().manual_seed(0))
 
 
 def _sdedit_start(

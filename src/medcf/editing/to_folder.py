@@ -18,6 +18,8 @@ from medcf.editing.files import (
     write_edit,
 )
 from medcf.editing.inpaint import inpaint
+from medcf.editing.paraphrases import paraphrase_prompts
+from medcf.editing.pix2pix_zero import pix2pix_zero_settings
 from medcf.editing.rows import edit_prompts
 from medcf.models import Components, check_edit_survives_truncation, check_prompt_lengths, load_components
 from medcf.models.device import run_settings
@@ -44,6 +46,7 @@ def counterfactual_to_folder(
     guidance_scale: float = 3.0,
     latent_drift: float | Sequence[float] = 0.0,
     null_text: bool = False,
+    cross_attention_guidance: float | None = None,
     mask: str | Path | None = None,
     index: int | None = None,
     seed: int = 0,
@@ -55,6 +58,7 @@ def counterfactual_to_folder(
 ) -> Path:
     """The image with `edits` applied to its clinical row (header fields + `row` overrides); returns `out`.
     `patient_info` None renders prompts as the model was trained; False drops age, sex and smoking from them.
+    The pix2pix-zero engine takes its edit direction from diverse paraphrases of the source and edited rows.
 
     `index` picks the frame / slice of a multi-frame DICOM or a volume. Settings and report name the image and
     mask by SHA-256 and suffix only, unless `show_names` (file names often carry patient identifiers)."""
@@ -68,17 +72,20 @@ def counterfactual_to_folder(
     (source_prompt,), (target_prompt,) = edit_prompts(template, [clinical], edits)
     check_edit_survives_truncation(components.tokenizer, source_prompt, target_prompt)
     edit_mask = None if mask is None else load_mask(mask, resolution, like=source.image.shape)
+    directions = paraphrase_prompts(template, [clinical], edits) if engine == "pix2pix-zero" else None
     with inference_precision(precision, components.unet.device):
         result = counterfactual(
             components, source.pixels, [source_prompt], [target_prompt], engine=engine, strength=strength,
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, latent_drift=latent_drift,
-            null_text=null_text, mask=edit_mask, generator=torch.Generator().manual_seed(seed),
+            null_text=null_text, direction_prompts=directions, cross_attention_guidance=cross_attention_guidance,
+            mask=edit_mask, generator=torch.Generator().manual_seed(seed),
         )  # fmt: skip
     settings = {
         "model": str(model), **patient_files({"image": image}, show_names=show_names), "index": index,
         "edits": list(edits), "source prompt": source_prompt, "target prompt": target_prompt, "engine": engine,
         "strength": strength, "steps": num_inference_steps, "guidance": guidance_scale, "latent drift": latent_drift,
         "null-text": null_text, **patient_files({"mask": mask}, show_names=show_names), "seed": seed, **run_on,
+        **pix2pix_zero_settings(directions, cross_attention_guidance),
     }  # fmt: skip
     with atomic_folder(out) as staging:
         write_edit(staging, source, result, title="medcf counterfactual", name="counterfactual", settings=settings)
