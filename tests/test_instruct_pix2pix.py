@@ -140,3 +140,29 @@ def test_a_run_on_true_counterfactuals_trains_the_source_channels(pairs_root: Pa
     with pytest.raises(ValueError, match="data.pairs='counterfactuals' is for train.method=instruct-pix2pix"):
         train(load_config(None, [f"data.root={pairs_root}", "data.pairs=counterfactuals", "model.tiny=true"]),
               tmp_path / "other", progress=False)  # fmt: skip
+
+
+def test_the_instruct_engine_edits_and_attributes_from_the_command_line(tmp_path: Path) -> None:
+    from medcf.data import write_png
+    from test_cli import medcf
+
+    components = tiny_components()
+    widen_for_source_image(components.unet)
+    model = save_components(components, tmp_path / "model")
+    image = tmp_path / "x.png"
+    write_png(image, torch.linspace(0, 1, 32 * 32).reshape(32, 32).numpy(), bit_depth=16)
+    edit = ["--image", image, "--row", "age=60", "--steps", 2, "--engine", "instruct", "--image-guidance", 2.0]
+    result = medcf("counterfactual", "--model", model, *edit, "--set", "pleural_effusion=0", "--out", tmp_path / "cf")
+    assert result.returncode == 0, result.stderr
+    settings = json.loads((tmp_path / "cf" / "settings.json").read_text())
+    assert settings["target prompt"] == "remove the pleural effusion" and settings["image guidance"] == 2.0
+    result = medcf("attribute", "--model", model, *edit, "--row", "nodule=1", "--seeds", 2, "--out", tmp_path / "at")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "at" / "settings.json").read_text())["healthy prompt"] == "remove the nodule"
+    from medcf.editing import counterfactual
+
+    pixels = torch.zeros(1, 1, 32, 32)
+    with pytest.raises(ValueError, match="this InstructPix2Pix model edits with engine='instruct', not 'inversion'"):
+        counterfactual(components, pixels, ["a"], ["b"], num_inference_steps=2)
+    with pytest.raises(ValueError, match="engine='instruct' needs an InstructPix2Pix model"):
+        counterfactual(tiny_components(), pixels, ["a"], ["b"], engine="instruct", num_inference_steps=2)

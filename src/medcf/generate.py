@@ -242,4 +242,4 @@ def instruct_edit(
         full, image_only, neither = unet(model_input, t, encoder_hidden_states=embeds).sample.chunk(3)
         noise_pred = neither + image_guidance_scale * (image_only - neither) + guidance_scale * (full - image_only)
         latents = sampler.step(noise_pred, t, latents, generator=generator).prev_sample + drift
-    return decode_latents(components, latents)
+    return decode_latents(components, latents, channels=pixel_values.shape[1])

@@ -90,6 +90,7 @@ def counterpart_attribution(
     null_text: bool = False,
     direction_prompts: PromptSets | None = None,
     cross_attention_guidance: float | None = None,
+    image_guidance_scale: float | None = None,
     sigma: float = 1.0,
     anatomy_mask: torch.Tensor | None = None,
     precision: str = "auto",
@@ -97,20 +98,21 @@ def counterpart_attribution(
     """Healthy counterparts of `images` for each seed, and the seed-averaged attribution maps.
 
     The inversion engine (the default: the better maps on the semi-synthetic CXR benchmark, README) is
-    deterministic, as is pix2pix-zero, so it runs once whatever `seeds` holds; SDEdit draws differ by seed and
-    are averaged. `direction_prompts` and `cross_attention_guidance`: pix2pix-zero's (`editing.counterfactual`).
+    deterministic, as is pix2pix-zero, so it runs once whatever `seeds` holds; SDEdit and instruct draws differ by
+    seed and are averaged. `direction_prompts` and `cross_attention_guidance`: pix2pix-zero's; `healthy_prompts`
+    are the instructions and `image_guidance_scale` is s_I for the instruct engine (`editing.counterfactual`).
     `precision` "auto" runs the model under bf16 autocast where the device has native bf16 (models/precision.py);
     maps and counterparts come back in float32 either way.
     """
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed, e.g. seeds=(0,)")
-    runs = seeds if engine == "sdedit" else seeds[:1]
+    runs = seeds if engine in ("sdedit", "instruct") else seeds[:1]
     with inference_precision(precision, components.unet.device):
         counterparts = _counterparts(
             components, images, source_prompts, healthy_prompts, runs, engine=engine, strength=strength,
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, latent_drift=latent_drift,
             null_text=null_text, direction_prompts=direction_prompts,
-            cross_attention_guidance=cross_attention_guidance,
+            cross_attention_guidance=cross_attention_guidance, image_guidance_scale=image_guidance_scale,
         )  # fmt: skip
     seed_maps = torch.stack([difference_map(images, counterpart) for counterpart in counterparts])
     maps = refine_map(seed_maps.mean(dim=0), sigma=sigma, anatomy_mask=anatomy_mask)

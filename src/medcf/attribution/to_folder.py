@@ -22,6 +22,7 @@ from medcf.editing import healthy_prompts
 from medcf.editing.files import clinical_row, load_mask, load_model_input, model_resolution, patient_files
 from medcf.editing.paraphrases import healthy_paraphrases
 from medcf.editing.pix2pix_zero import pix2pix_zero_settings
+from medcf.editing.rows import healthy_instructions
 from medcf.figures import overlay, panel, save_figure, signed_heatmap, with_colour_bar
 from medcf.models import Components, load_components
 from medcf.models.device import run_settings
@@ -53,6 +54,7 @@ def attribute_to_folder(
     precision: str = "auto",
     show_names: bool = False,
     patient_info: bool | None = None,
+    image_guidance_scale: float | None = None,
     components: Components | None = None,
 ) -> Path:
     """map.npy (signed M = x − x_healthy), map.png, overlay.png, counterpart.png, panel.png, report; plus
@@ -70,12 +72,14 @@ def attribute_to_folder(
     anatomy = None if anatomy_mask is None else load_mask(anatomy_mask, resolution, like=source.image.shape)
     template = PromptTemplate.from_pretrained(model).with_patient_info(patient_info)
     (source_prompt,), (healthy_prompt,) = healthy_prompts(template, [clinical])
+    if engine == "instruct":  # an InstructPix2Pix model reads "remove the ..." instead of a healthy prompt
+        healthy_prompt = healthy_instructions([clinical], vocabulary=template.vocabulary)[0]
     directions = healthy_paraphrases(template, [clinical]) if engine == "pix2pix-zero" else None  # its Δc
     result = counterpart_attribution(
         components, source.pixels, [source_prompt], [healthy_prompt], seeds=seeds, engine=engine,
         strength=strength, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
         latent_drift=latent_drift, direction_prompts=directions, cross_attention_guidance=cross_attention_guidance,
-        sigma=sigma, anatomy_mask=anatomy, precision=precision,
+        image_guidance_scale=image_guidance_scale, sigma=sigma, anatomy_mask=anatomy, precision=precision,
     )  # fmt: skip
     signed = result.maps[0, 0].numpy()
     limit = max(float(np.abs(signed).max()), 1e-6)
@@ -93,6 +97,7 @@ def attribute_to_folder(
         "guidance": guidance_scale, "latent drift": latent_drift, "seeds": list(seeds), "sigma": sigma,
         "classifier": str(classifier or ""), **run_on,
         **pix2pix_zero_settings(directions, cross_attention_guidance),
+        **({"image guidance": image_guidance_scale} if engine == "instruct" else {}),
     }  # fmt: skip
     with atomic_folder(out) as staging:
         np.save(staging / "map.npy", signed)

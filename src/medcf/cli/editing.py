@@ -33,8 +33,9 @@ DriftOption = Annotated[str, typer.Option(help="Latent Drift δ: one number, or 
 EngineOption = Annotated[
     str,
     typer.Option(
-        help="inversion (DDIM inversion), sdedit (partial noising) or pix2pix-zero (inversion, an edit direction "
-        "from paraphrases of the rows, cross-attention guidance; about 2.5× slower)."
+        help="inversion (DDIM inversion), sdedit (partial noising), pix2pix-zero (inversion, an edit direction "
+        "from paraphrases of the rows, cross-attention guidance; about 2.5× slower) or instruct (a model trained "
+        "with train.method=instruct-pix2pix, told what to change)."
     ),
 ]
 CrossAttentionGuidanceOption = Annotated[
@@ -44,6 +45,10 @@ CrossAttentionGuidanceOption = Annotated[
         "(default 0.1, as in the paper; 0 turns it off).",
         show_default=False,
     ),
+]
+ImageGuidanceOption = Annotated[
+    float | None,
+    typer.Option(help="instruct only: the source image's guidance scale s_I (default 1.5).", show_default=False),
 ]
 IndexOption = Annotated[
     int | None, typer.Option("--index", help="Frame of a multi-frame DICOM or axial slice of a NIfTI volume, from 0.")
@@ -83,6 +88,7 @@ def counterfactual_command(
     drift: DriftOption = "0",
     null_text: Annotated[bool, typer.Option(help="Null-text inversion for fidelity (slower).")] = False,
     cross_attention_guidance: CrossAttentionGuidanceOption = None,
+    image_guidance: ImageGuidanceOption = None,
     patient_info: PatientInfoOption = None,
     mask: Annotated[Path | None, typer.Option(help="Only this region may change (white on black).")] = None,
     index: IndexOption = None,
@@ -107,7 +113,7 @@ def counterfactual_command(
         model, image, set_, out, row=row or [], engine=engine, strength=strength, num_inference_steps=steps,
         guidance_scale=guidance, latent_drift=parse_drift(drift), null_text=null_text,
         cross_attention_guidance=cross_attention_guidance, mask=mask, index=index, seed=seed, device=device,
-        precision=precision, show_names=record_names, patient_info=patient_info,
+        precision=precision, show_names=record_names, patient_info=patient_info, image_guidance_scale=image_guidance,
     )  # fmt: skip
     echo(f"counterfactual: {folder / 'counterfactual.png'}\nreport: {folder / 'index.html'}")
 
@@ -160,7 +166,7 @@ def attribute(
         typer.Option(help="Classifier folder (medcf train-classifier) for the saliency/Grad-CAM baselines."),
     ] = None,
     seeds: Annotated[
-        int, typer.Option(help="Counterparts averaged (sdedit engine; inversion and pix2pix-zero are deterministic).")
+        int, typer.Option(help="Counterparts averaged (sdedit, instruct; inversion, pix2pix-zero: deterministic).")
     ] = 3,
     engine: EngineOption = "inversion",
     strength: Annotated[float, typer.Option(help="Fraction of the steps re-run, in (0, 1].")] = 0.6,
@@ -168,6 +174,7 @@ def attribute(
     guidance: GuidanceOption = 3.0,
     drift: DriftOption = "0",
     cross_attention_guidance: CrossAttentionGuidanceOption = None,
+    image_guidance: ImageGuidanceOption = None,
     sigma: Annotated[float, typer.Option(help="Gaussian smoothing of the map, pixels.")] = 1.0,
     anatomy_mask: Annotated[Path | None, typer.Option(help="Keep the map inside this mask only.")] = None,
     patient_info: PatientInfoOption = None,
@@ -195,6 +202,7 @@ def attribute(
         strength=strength, num_inference_steps=steps, guidance_scale=guidance, latent_drift=parse_drift(drift),
         cross_attention_guidance=cross_attention_guidance, sigma=sigma, anatomy_mask=anatomy_mask, index=index,
         device=device, precision=precision, show_names=record_names, patient_info=patient_info,
+        image_guidance_scale=image_guidance,
     )  # fmt: skip
     echo(f"attribution map: {folder / 'map.png'}\nreport: {folder / 'index.html'}")
 

@@ -1,6 +1,6 @@
 """Counterfactual image editing: the same image under another prompt (Latent Drift, Yeganeh et al. 2025, §3.3).
 
-Three engines, all with Latent Drift δ and an optional mask that keeps everything outside it unchanged:
+Four engines, all with Latent Drift δ and an optional mask that keeps everything outside it unchanged:
 
 - "sdedit" (Meng et al., ICLR 2022): noise the image to t₀ = strength·T along the drifted forward process
   (z_t = √ᾱ·z₀ + √(1−ᾱ)·(ε + δ), the noise the model was trained on) and denoise with the target prompt.
@@ -13,6 +13,8 @@ Three engines, all with Latent Drift δ and an optional mask that keeps everythi
   embedding c (noise-regularised), then regenerate with c + Δc, Δc the mean embedding difference of the target
   and source paraphrase sets (`direction_prompts`), each step nudged to keep the cross-attention maps of the
   source's reconstruction. Deterministic.
+- "instruct" (Brooks et al., CVPR 2023): an InstructPix2Pix model, trained on image pairs, regenerates the image
+  from noise under an instruction written from the two clinical rows, guided by the image and by the text.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ from medcf.editing.noise_regularization import regularize_noise
 from medcf.editing.null_text import null_text_embeddings
 from medcf.editing.paraphrases import PromptSets
 from medcf.editing.pix2pix_zero import CROSS_ATTENTION_GUIDANCE, edit_direction, pix2pix_zero_denoise
-from medcf.generate import denoise, drift_tensor, mask_condition, sampling_scheduler
+from medcf.generate import IMAGE_GUIDANCE, denoise, drift_tensor, instruct_edit, mask_condition, sampling_scheduler
 from medcf.inversion import ddim_inversion_trajectory, inversion_steps
 from medcf.models import Components, decode_latents, encode_images, encode_prompts, latent_channels, vae_scale_factor
+from medcf.models.instruct import is_instruct
 from medcf.prompts import NULL_PROMPT
 
-ENGINES = ("inversion", "pix2pix-zero", "sdedit")
+ENGINES = ("inversion", "pix2pix-zero", "sdedit", "instruct")
 NoiseMap = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -53,6 +56,7 @@ def counterfactual(
     direction_prompts: PromptSets | None = None,
     cross_attention_guidance: float | None = None,
     noise_regularization: bool | None = None,
+    image_guidance_scale: float | None = None,
     mask: torch.Tensor | None = None,
     condition_mask: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
@@ -67,12 +71,30 @@ def counterfactual(
     sentence set, `editing.paraphrase_prompts`) give Δc, and then the target prompts are not used; without them
     Δc = E(target prompt) − E(source prompt). `cross_attention_guidance` is λ_xa (default 0.1; 0 turns it off);
     `noise_regularization` (default on) regularises the inversion's noise.
+
+    instruct only: an InstructPix2Pix model (train.method=instruct-pix2pix) regenerates the image from noise under
+    `target_prompts`, which are the instructions (`editing.edit_instructions`), with `guidance_scale` on the text
+    and `image_guidance_scale` (default 1.5) on the image (`medcf.generate.instruct_edit`); strength is unused.
     """
     _check_options(engine, len(images), direction_prompts, cross_attention_guidance, noise_regularization)
     if not len(images) == len(source_prompts) == len(target_prompts):
         raise ValueError(
             f"{len(images)} images, {len(source_prompts)} source and {len(target_prompts)} target prompts"
         )
+    if (engine == "instruct") != is_instruct(components):
+        raise ValueError(
+            "engine='instruct' needs an InstructPix2Pix model (train.method=instruct-pix2pix)" if engine == "instruct"
+            else f"this InstructPix2Pix model edits with engine='instruct', not {engine!r}"
+        )  # fmt: skip
+    if image_guidance_scale is not None and engine != "instruct":
+        raise ValueError("image_guidance_scale is the instruct engine's; drop it or use engine='instruct'")
+    if engine == "instruct":
+        edited = instruct_edit(
+            components, images, target_prompts, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+            image_guidance_scale=IMAGE_GUIDANCE if image_guidance_scale is None else image_guidance_scale,
+            latent_drift=latent_drift, generator=generator,
+        ).to(images)  # fmt: skip
+        return edited if mask is None else paste(images, edited, check_mask(mask.to(images.device), images))
     unet = components.unet
     edit_mask = None if mask is None else check_mask(mask.to(images.device), images)
     latents = encode_images(components, images.to(unet.device, unet.dtype), sample=False)

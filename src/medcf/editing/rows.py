@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from medcf.prompts import DEFAULT_VOCABULARY, PromptTemplate, Vocabulary, apply_edit
 from medcf.prompts.fields import parse_finding
+from medcf.prompts.instructions import edit_instruction
 
 
 def counterfactual_rows(
@@ -48,3 +49,27 @@ def healthy_prompts(
     """Source prompts and the healthy-counterpart prompts of visual attribution (Siddiqui et al. 2025)."""
     template = template.for_editing()
     return [template.render(row, seed=seed) for row in rows], [template.healthy(row, seed=seed) for row in rows]
+
+
+def edit_instructions(rows: Sequence[Mapping[str, object]], edits: Sequence[str], *,
+                      vocabulary: Vocabulary = DEFAULT_VOCABULARY) -> list[str]:  # fmt: skip
+    """The instruct engine's text for each row: the instruction from the source to the edited row."""
+    pairs = [counterfactual_rows(row, edits, vocabulary=vocabulary) for row in rows]
+    return [edit_instruction(source, target, vocabulary=vocabulary) for source, target in pairs]
+
+
+def healthy_instructions(rows: Sequence[Mapping[str, object]], *,
+                         vocabulary: Vocabulary = DEFAULT_VOCABULARY) -> list[str]:  # fmt: skip
+    """The instruct engine's healthy-counterpart text: remove every finding the row has ("remove the nodule")."""
+    return [edit_instruction(row, healthy_row(row, vocabulary=vocabulary), vocabulary=vocabulary) for row in rows]
+
+
+def healthy_row(row: Mapping[str, object], *, vocabulary: Vocabulary = DEFAULT_VOCABULARY) -> dict[str, object]:
+    """The row with every present pathology absent and no diagnosis code: the healthy counterpart's row."""
+    healthy = {key: value for key, value in row.items() if key != "diagnosis"}
+    coded = vocabulary.diagnoses.get(str(row.get("diagnosis", "")).strip().upper())  # e.g. ADNI's "AD"
+    for key, finding in vocabulary.findings.items():
+        present = parse_finding(key, row.get(key)) == 1 or key == coded
+        if finding.pathology and not finding.normal and present:
+            healthy = apply_edit(healthy, f"{key}=absent", vocabulary=vocabulary)
+    return healthy

@@ -20,7 +20,7 @@ from medcf.editing.files import (
 from medcf.editing.inpaint import inpaint
 from medcf.editing.paraphrases import paraphrase_prompts
 from medcf.editing.pix2pix_zero import pix2pix_zero_settings
-from medcf.editing.rows import edit_prompts
+from medcf.editing.rows import edit_instructions, edit_prompts
 from medcf.models import Components, check_edit_survives_truncation, check_prompt_lengths, load_components
 from medcf.models.device import run_settings
 from medcf.models.precision import inference_precision
@@ -54,6 +54,7 @@ def counterfactual_to_folder(
     precision: str = "auto",
     show_names: bool = False,
     patient_info: bool | None = None,
+    image_guidance_scale: float | None = None,
     components: Components | None = None,
 ) -> Path:
     """The image with `edits` applied to its clinical row (header fields + `row` overrides); returns `out`.
@@ -70,7 +71,10 @@ def counterfactual_to_folder(
     source = load_model_input(image, resolution, index=index)
     clinical = clinical_row(source.image, row)
     (source_prompt,), (target_prompt,) = edit_prompts(template, [clinical], edits)
-    check_edit_survives_truncation(components.tokenizer, source_prompt, target_prompt)
+    if engine == "instruct":  # an InstructPix2Pix model reads the instruction between the two rows
+        target_prompt = edit_instructions([clinical], edits, vocabulary=template.vocabulary)[0]
+    else:
+        check_edit_survives_truncation(components.tokenizer, source_prompt, target_prompt)
     edit_mask = None if mask is None else load_mask(mask, resolution, like=source.image.shape)
     directions = paraphrase_prompts(template, [clinical], edits) if engine == "pix2pix-zero" else None
     with inference_precision(precision, components.unet.device):
@@ -78,7 +82,7 @@ def counterfactual_to_folder(
             components, source.pixels, [source_prompt], [target_prompt], engine=engine, strength=strength,
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, latent_drift=latent_drift,
             null_text=null_text, direction_prompts=directions, cross_attention_guidance=cross_attention_guidance,
-            mask=edit_mask, generator=torch.Generator().manual_seed(seed),
+            image_guidance_scale=image_guidance_scale, mask=edit_mask, generator=torch.Generator().manual_seed(seed),
         )  # fmt: skip
     settings = {
         "model": str(model), **patient_files({"image": image}, show_names=show_names), "index": index,
@@ -86,6 +90,7 @@ def counterfactual_to_folder(
         "strength": strength, "steps": num_inference_steps, "guidance": guidance_scale, "latent drift": latent_drift,
         "null-text": null_text, **patient_files({"mask": mask}, show_names=show_names), "seed": seed, **run_on,
         **pix2pix_zero_settings(directions, cross_attention_guidance),
+        **({"image guidance": image_guidance_scale} if engine == "instruct" else {}),
     }  # fmt: skip
     with atomic_folder(out) as staging:
         write_edit(staging, source, result, title="medcf counterfactual", name="counterfactual", settings=settings)
