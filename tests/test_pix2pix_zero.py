@@ -19,26 +19,17 @@ from medcf.editing.pix2pix_zero import cross_attention_gradient
 from medcf.models import Components, save_components, tiny_components
 from medcf.prompts import DEFAULT_VOCABULARY, PromptTemplate
 from test_cli import medcf
+from test_editing import SOURCE, STEPS, TARGET, _images  # the same two images and prompts as the other engines
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-SOURCE = ["chest x-ray, right pleural effusion", "chest x-ray, cardiomegaly"]
-TARGET = ["normal chest x-ray", "normal chest x-ray"]
 NULL_DIRECTION = ([[prompt] for prompt in SOURCE], [[prompt] for prompt in SOURCE])  # Δc = 0
 ROW = {"age": 70, "sex": "F", "pleural_effusion": 1}
-STEPS = 6
 
 
 @pytest.fixture(scope="module")
 def components() -> Components:
     torch.manual_seed(0)
     return tiny_components(in_channels=1)
-
-
-def _images() -> torch.Tensor:
-    images = torch.full((2, 1, 32, 32), -0.6)
-    images[:, :, 8:24, 8:24] = 0.8
-    images[1, :, :, :16] -= 0.5
-    return images
 
 
 def _embed(components: Components, prompts: list[str]) -> torch.Tensor:
