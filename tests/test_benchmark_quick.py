@@ -20,7 +20,7 @@ def test_quick_benchmark_writes_the_table_and_repeats_its_numbers(tmp_path: Path
     assert first.exit_code == 0, first.output
     results = json.loads((tmp_path / "first" / "cxr-synth-quick.json").read_text())
     runs = {row["run"]: row for row in results["runs"]}
-    assert len(runs) == 16 and {row["group"] for row in runs.values()} == {"methods", "prompts"}
+    assert len(runs) == 19 and {row["group"] for row in runs.values()} == {"methods", "prompts"}
     for row in runs.values():
         assert math.isfinite(row["fid_effnet"]) and row["fid_effnet"] >= 0 and 0 <= row["effectiveness"] <= 1
     assert runs["LoRA, δ=0.1"]["latent drift"] == runs["LoRA, δ=0.1"]["sampling drift"] == 0.1
