@@ -98,14 +98,7 @@ def generate(
     embeds = encode_prompts(components, [NULL_PROMPT] * len(prompts) + list(prompts))
 
     # 2. Prior z_T ~ N(δ·1, I) (Latent Drift), scaled to the sampler's initial noise level
-    if latents is None:  # drawn where the generator lives: a CPU generator gives the same noise on any device
-        noise_device = generator.device if generator is not None else device
-        latents = torch.randn(shape, generator=generator, device=noise_device, dtype=unet.dtype)
-    elif latents.shape != shape:
-        raise ValueError(f"latents shape {tuple(latents.shape)}: expected {shape} for these prompts and size")
-    latents = latents.to(device, unet.dtype) * sampler.init_noise_sigma
-    if drift_prior:
-        latents = latents + drift
+    latents = initial_latents(components, shape, sampler, drift if drift_prior else 0, generator, latents)
 
     # 3. Denoise, adding δ after every step (Eq. 4)
     step_drift = drift if drift_every_step else torch.zeros_like(drift)
@@ -125,6 +118,25 @@ def generate(
 
     # 4. Decode
     return decode_latents(components, latents)
+
+
+def initial_latents(
+    components: Components,
+    shape: tuple[int, ...],
+    sampler: SchedulerMixin,
+    drift: torch.Tensor | float,
+    generator: torch.Generator | None,
+    latents: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """z_T: `latents` (or noise drawn where the generator lives, so a CPU generator gives the same noise on any
+    device), scaled to the sampler's initial noise level, plus δ (Latent Drift's prior N(δ·1, I))."""
+    unet = components.unet
+    if latents is None:
+        noise_device = generator.device if generator is not None else unet.device
+        latents = torch.randn(shape, generator=generator, device=noise_device, dtype=unet.dtype)
+    elif latents.shape != shape:
+        raise ValueError(f"latents shape {tuple(latents.shape)}: expected {shape} for these prompts and size")
+    return latents.to(unet.device, unet.dtype) * sampler.init_noise_sigma + drift
 
 
 StepCallback = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -233,10 +245,7 @@ def instruct_edit(
     text = encode_prompts(components, [*instructions, *[NULL_PROMPT] * len(instructions)])
     embeds = torch.cat([text, text[len(instructions) :]])  # [c_T, ∅, ∅]
     condition = torch.cat([image, image, torch.zeros_like(image)])  # [c_I, c_I, ∅]
-    if latents is None:
-        noise_device = generator.device if generator is not None else unet.device
-        latents = torch.randn(image.shape, generator=generator, device=noise_device, dtype=unet.dtype)
-    latents = latents.to(unet.device, unet.dtype) * sampler.init_noise_sigma + drift
+    latents = initial_latents(components, tuple(image.shape), sampler, drift, generator, latents)
     for t in sampler.timesteps:
         model_input = torch.cat([sampler.scale_model_input(torch.cat([latents] * 3), t), condition], dim=1)
         full, image_only, neither = unet(model_input, t, encoder_hidden_states=embeds).sample.chunk(3)

@@ -27,12 +27,6 @@ from medcf.data.table import load_table
 from medcf.prompts.edits import apply_edit
 from medcf.prompts.instructions import edit_instruction
 
-PAIR_COLUMNS = ("source_path", "source_slice_index", "instruction")
-
-
-def is_pair_cohort(cohort: Cohort) -> bool:
-    return all(column in cohort.records for column in PAIR_COLUMNS)
-
 
 def counterfactual_pairs(root: str | Path, *, both_directions: bool = True) -> Cohort:
     """Every (subject, true counterfactual) of a `medcf synth` folder as a pair; `both_directions` adds each
@@ -46,7 +40,7 @@ def counterfactual_pairs(root: str | Path, *, both_directions: bool = True) -> C
     table = load_table(listed, required=["id", "factor", "value", "path"])
     rows = {row["id"]: row for row in subjects.records.to_dict("records")}
     if unknown := sorted(set(table["id"]) - set(rows))[:5]:
-        raise ValueError(f"{root / 'counterfactuals.csv'}: subject(s) {unknown} not in metadata.csv; write both again")
+        raise ValueError(f"{listed}: subject(s) {unknown} not in metadata.csv; write both again")
     pairs = []
     for item in table.to_dict("records"):
         subject = rows[item["id"]]

@@ -119,8 +119,8 @@ def save_components(components: Components, path: str | Path) -> Path:
     """Write the Stable Diffusion folder layout (safetensors) atomically; returns `path`."""
     # The vanilla pipeline writes model_index.json with each part's real class (e.g. ["transformers",
     # "BertModel"]), so diffusers and transformers both reload it without custom code.
-    unet = components.unet.config  # an InstructPix2Pix U-Net (source latent beside z_t) names its own pipeline
-    instruct = unet.in_channels == 2 * unet.out_channels
+    unet = components.unet.config  # an InstructPix2Pix U-Net names its own pipeline (latents.is_instruct's test:
+    instruct = unet.in_channels == 2 * unet.out_channels  # latents.py imports this module)
     pipeline = (StableDiffusionInstructPix2PixPipeline if instruct else StableDiffusionPipeline)(
         vae=components.vae,
         text_encoder=components.text_encoder,

@@ -13,7 +13,9 @@ from diffusers import UNet2DConditionModel
 from torch import nn
 
 from medcf.models.components import Components
-from medcf.models.latents import encode_posterior
+from medcf.models.latents import encode_posterior, is_instruct
+
+__all__ = ["is_instruct", "source_latents", "widen_for_source_image"]
 
 
 def widen_for_source_image(unet: UNet2DConditionModel) -> UNet2DConditionModel:
@@ -34,11 +36,6 @@ def widen_for_source_image(unet: UNet2DConditionModel) -> UNet2DConditionModel:
     unet.conv_in = new.to(old.weight.device, old.weight.dtype)
     unet.register_to_config(in_channels=2 * channels)
     return unet
-
-
-def is_instruct(components: Components) -> bool:
-    """True for a U-Net that reads a source image latent beside z_t (in = 2 · out channels)."""
-    return components.unet.config.in_channels == 2 * components.unet.config.out_channels
 
 
 def source_latents(components: Components, pixels: torch.Tensor) -> torch.Tensor:

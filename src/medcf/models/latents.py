@@ -154,6 +154,11 @@ def has_mask_condition(components: Components) -> bool:
     return components.unet.config.in_channels == components.unet.config.out_channels + 1
 
 
+def is_instruct(components: Components) -> bool:
+    """True for an InstructPix2Pix U-Net, which reads a source image latent beside z_t (in = 2 · out channels)."""
+    return components.unet.config.in_channels == 2 * components.unet.config.out_channels
+
+
 def mask_latents(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Masks (B, 1, H, W) in {0, 1} → (B, 1, h, w) in [0, 1]: the fraction of each latent cell inside the mask.
 

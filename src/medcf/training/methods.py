@@ -26,7 +26,7 @@ from torch import nn
 
 from medcf.atomic import atomic_folder, atomic_path
 from medcf.models import Components
-from medcf.models.instruct import widen_for_source_image
+from medcf.models.instruct import is_instruct, widen_for_source_image
 from medcf.training.custom_diffusion import prepare_cross_attention_kv, save_custom_diffusion_weights
 
 METHODS = ("full", "lora", "textual-inversion", "dreambooth", "custom-diffusion", "instruct-pix2pix")
@@ -92,7 +92,7 @@ def prepare_dreambooth(components: Components, *, train_text_encoder: bool = Fal
 def prepare_instruct_pix2pix(components: Components, *, train_text_encoder: bool = False) -> list[nn.Parameter]:
     """InstructPix2Pix (Brooks et al. 2023): the U-Net, its conv_in widened to read the source latent (new weights
     zero, so training starts from the text-to-image model), trained in full on (source, instruction, target)."""
-    if components.unet.config.in_channels != 2 * components.unet.config.out_channels:  # a resumed or IP2P model
+    if not is_instruct(components):  # a text-to-image model (an InstructPix2Pix one is fine-tuned as it is)
         widen_for_source_image(components.unet)
     return prepare_full(components, train_text_encoder=train_text_encoder)
 
