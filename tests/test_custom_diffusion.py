@@ -17,9 +17,10 @@ from medcf.evaluation.suite import SIZES, suite_runs
 from medcf.models import Components, encode_prompts, save_components, tiny_components
 from medcf.training import train as train_run
 from medcf.training.custom_diffusion import CUSTOM_DIFFUSION_WEIGHT_NAME, cross_attentions
-from medcf.training.methods import LEARNED_EMBEDS_NAME, after_optimizer_step, export_method, prepare_method
+from medcf.training.methods import after_optimizer_step, export_method, prepare_method
 from medcf.training.run import _method_options
 from medcf.training.setup import build_components
+from medcf.training.textual_inversion import LEARNED_EMBEDS_NAME
 from test_training_methods import PARTS, changed, prompt, snapshot, train, trainable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -16,17 +16,11 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from transformers import CLIPTextConfig, CLIPTextModel, GPT2Config, GPT2Model
 
 from medcf.models import Components, encode_images, encode_prompts, load_components, save_components, tiny_components
+from medcf.training.lora import LORA_WEIGHT_NAME, TEXT_ENCODER_ADAPTER_NAME, text_encoder_lora_targets
 from medcf.training.loss import diffusion_loss
-from medcf.training.methods import (
-    LEARNED_EMBEDS_NAME,
-    LORA_WEIGHT_NAME,
-    TEXT_ENCODER_ADAPTER_NAME,
-    after_optimizer_step,
-    export_method,
-    prepare_method,
-    text_encoder_lora_targets,
-)
+from medcf.training.methods import after_optimizer_step, export_method, prepare_method
 from medcf.training.prior import generate_class_images
+from medcf.training.textual_inversion import LEARNED_EMBEDS_NAME
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
