@@ -9,22 +9,30 @@ each engine for the image it was given (target row = source row; instruct: "keep
 its mean |change|. Engines: inversion, sdedit (3 seeds), pix2pix-zero (paraphrase direction) on the shipped cxr64
 model; instruct (3 seeds) on an InstructPix2Pix model fine-tuned from it on true counterfactual pairs of training
 subjects (`medcf train --set train.method=instruct-pix2pix --set data.pairs=counterfactuals`); each also with
-Latent Drift δ at sampling.
+Latent Drift δ at sampling. With a classifier (`medcf train-classifier`), its gradient saliency and Grad-CAM
+are scored on the same cases: the baselines an engine must beat.
 
-    python benchmarks/counterfactual_engines.py --instruct runs/ip2p/model            # 8 cases per finding
+    python benchmarks/counterfactual_engines.py --instruct runs/ip2p/model --classifier runs/classifier
+    python benchmarks/counterfactual_engines.py --engines none --classifier runs/classifier --merge
     python benchmarks/counterfactual_engines.py --quick                               # tiny models, CI smoke
+
+`--merge` keeps the rows of the engines not run from the existing results file (same cases and options), so one
+engine, or the baselines, can be added without rerunning the others.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import torch
 from results_table import write_results
 
 from medcf.attribution.difference import counterpart_attribution
+from medcf.attribution.gradients import at_classifier_size, grad_cam, gradient_saliency
 from medcf.attribution.scoring import finding_cases, score_maps
+from medcf.classifier import ImageClassifier, load_classifier
 from medcf.editing import healthy_prompts
 from medcf.editing.paraphrases import healthy_paraphrases
 from medcf.editing.rows import healthy_instructions
@@ -37,6 +45,8 @@ from medcf.prompts.instructions import NO_CHANGE
 
 OPTIONS = {"strength": 0.6, "num_inference_steps": 25, "guidance_scale": 3.0, "precision": "fp32"}
 SEEDS = {"inversion": (0,), "pix2pix-zero": (0,), "sdedit": (0, 1, 2), "instruct": (0, 1, 2)}
+BASELINES = {"gradient saliency": gradient_saliency, "Grad-CAM": grad_cam}
+NOT_AN_EDIT = {"error": "-", "outside": "-", "null edit": "-"}  # a classifier map has no counterpart to score
 
 
 def engine_inputs(engine: str, template: PromptTemplate, rows: list[dict], *, null: bool) -> dict[str, object]:
@@ -71,9 +81,22 @@ def score(engine: str, components, template, cases, drift: float) -> dict[str, f
     }
 
 
+def baseline_rows(classifier, finding: str, cases) -> list[dict[str, object]]:
+    """Gradient saliency and Grad-CAM of `classifier` for `finding` on the same cases, scored the same way."""
+    label = classifier.label_names.index(finding)
+    return [
+        {"finding": finding, "engine": name, "δ": "-", **score_maps(at_classifier_size(method, classifier,
+         cases.images, label), cases.masks), **NOT_AN_EDIT}
+        for name, method in BASELINES.items()
+    ]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instruct", type=Path, help="an InstructPix2Pix model folder (medcf train output)")
+    parser.add_argument("--classifier", type=Path, help="a classifier folder (medcf train-classifier output)")
+    parser.add_argument("--engines", default="inversion,sdedit,pix2pix-zero,instruct", help="comma list, or none")
+    parser.add_argument("--merge", action="store_true", help="keep the other rows of the existing results file")
     parser.add_argument("--cases", type=int, default=8, help="unseen subjects per finding")
     parser.add_argument("--drift", type=float, default=0.05, help="Latent Drift δ of the '+ LD' rows")
     parser.add_argument("--quick", action="store_true", help="tiny untrained models, 1 case: the CI smoke test")
@@ -88,8 +111,12 @@ def main() -> None:
         text_to_image, instruct, size, cases = load_components(pretrained_path()), None, 64, args.cases
         instruct = load_components(args.instruct) if args.instruct else None
     template = PromptTemplate.from_pretrained(pretrained_path())
+    classifier = load_classifier(args.classifier) if args.classifier else None
+    if args.quick and classifier is None:  # untrained, so the baseline rows run too
+        classifier = ImageClassifier(binary_findings("cxr"), image_size=size)
     models = {"inversion": text_to_image, "sdedit": text_to_image, "pix2pix-zero": text_to_image}
     models |= {"instruct": instruct} if instruct is not None else {}
+    models = {name: model for name, model in models.items() if name in args.engines.split(",")}
     rows = []
     for finding in binary_findings("cxr"):
         found = finding_cases(finding, n=cases, size=size, seed=0)
@@ -98,11 +125,31 @@ def main() -> None:
                 scores = score(engine, components, template, found, drift)
                 rows.append({"finding": finding, "engine": engine, "δ": drift, **scores})
                 print(rows[-1], flush=True)
+        rows += baseline_rows(classifier, finding, found) if classifier is not None else []
     summary = {"cases per finding": cases, "image size": size, "Latent Drift δ": args.drift}
     summary |= {key: value for key, value in OPTIONS.items() if key != "precision"}
     summary["instruct model"] = str(args.instruct or "none")
+    summary["classifier"] = str(args.classifier or "none")
     name = "counterfactual_engines-quick" if args.quick else "counterfactual_engines"
+    if args.merge:
+        summary, rows = merged(args.out / f"{name}.json", summary, rows)
     write_results(summary, args.out, name, "Counterfactual engines against the truth", __doc__.split("\n\n")[0], rows)
+
+
+def merged(path: Path, summary: dict, rows: list[dict]) -> tuple[dict, list[dict]]:
+    """The earlier file's rows for the engines not rerun, then the new rows, in finding order; the earlier
+    summary with the new values of what was given (`none` keeps the earlier value). Refuses other cases/options."""
+    earlier = json.loads(path.read_text())
+    for key in ("cases per finding", "image size", "Latent Drift δ", *OPTIONS):
+        if key in earlier and key in summary and earlier[key] != summary[key]:
+            raise SystemExit(f"{path}: {key} = {earlier[key]} there, {summary[key]} now; rerun every engine")
+    rerun = {row["engine"] for row in rows}
+    kept = [row for row in earlier["rows"] if row["engine"] not in rerun]
+    findings = list(dict.fromkeys(row["finding"] for row in earlier["rows"] + rows))
+    engines = list(dict.fromkeys(row["engine"] for row in earlier["rows"] + rows))
+    combined = sorted(kept + rows, key=lambda row: (findings.index(row["finding"]), engines.index(row["engine"])))
+    new = {key: value for key, value in summary.items() if value != "none"}
+    return {**{k: v for k, v in earlier.items() if k not in ("rows", "environment")}, **new}, combined
 
 
 if __name__ == "__main__":

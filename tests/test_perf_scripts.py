@@ -16,9 +16,9 @@ import torch
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 
-def run_quick(script: str, out: Path) -> dict:
+def run_quick(script: str, out: Path, *options: str) -> dict:
     """Run `benchmarks/<script>.py --quick`, check it succeeded, return its JSON record."""
-    command = [sys.executable, BENCHMARKS / f"{script}.py", "--quick", "--out", out]
+    command = [sys.executable, BENCHMARKS / f"{script}.py", "--quick", "--out", out, *options]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return json.loads((out / f"{script}-quick.json").read_text())
@@ -89,3 +89,20 @@ def test_gpu_quick_measures_every_row_on_the_cpu(tmp_path: Path) -> None:
     assert all(row["time ratio medcf / reference"] > 0 and row["medcf of peak"] > 0 for row in timed)
     assert all(row["medcf peak GiB"] == "n/a on CPU" for row in training)
     assert record["fp32 matmul TFLOP/s (measured, 512³)"] > 0 and record["U-Net parameters (M)"] > 0
+
+
+@pytest.mark.slow
+def test_counterfactual_engines_quick_scores_every_engine_and_merges_a_rerun(tmp_path: Path) -> None:
+    record = run_quick("counterfactual_engines", tmp_path)
+    per_finding = [(engine, drift) for engine in ("inversion", "sdedit", "pix2pix-zero", "instruct")
+                   for drift in (0.0, 0.05)] + [("gradient saliency", "-"), ("Grad-CAM", "-")]  # fmt: skip
+    findings = ["nodule", "consolidation", "pleural_effusion", "cardiomegaly"]
+    assert [(row["finding"], row["engine"], row["δ"]) for row in record["rows"]] == [
+        (finding, *engine) for finding in findings for engine in per_finding
+    ]
+    assert all(0 <= row["auroc"] <= 1 for row in record["rows"])
+    first = {(row["finding"], row["engine"], row["δ"]): row for row in record["rows"]}
+    merged = run_quick("counterfactual_engines", tmp_path, "--engines", "sdedit", "--merge")
+    again = {(row["finding"], row["engine"], row["δ"]): row for row in merged["rows"]}
+    assert list(again) == list(first)  # same rows, same order
+    assert all(again[key] == first[key] for key in first if key[1] != "sdedit")  # kept as they were
