@@ -16,6 +16,7 @@ are scored on the same cases: the baselines an engine must beat.
     python benchmarks/counterfactual_engines.py --engines none --classifier runs/classifier --merge
     python benchmarks/counterfactual_engines.py --quick                               # tiny models, CI smoke
 
+`--residual` scores each engine's residual edit instead, x + D(ẑ_healthy) − D(ẑ_source) (rows "<engine> residual").
 `--merge` keeps the rows of the engines not run from the existing results file (same cases and options), so one
 engine, or the baselines, can be added without rerunning the others.
 """
@@ -64,8 +65,8 @@ def engine_inputs(engine: str, template: PromptTemplate, rows: list[dict], *, nu
     return inputs
 
 
-def score(engine: str, components, template, cases, drift: float) -> dict[str, float]:
-    options = {**OPTIONS, "seeds": SEEDS[engine], "engine": engine, "latent_drift": drift}
+def score(engine: str, components, template, cases, drift: float, residual: bool) -> dict[str, float]:
+    options = {**OPTIONS, "seeds": SEEDS[engine], "engine": engine, "latent_drift": drift, "residual": residual}
     result = counterpart_attribution(
         components, cases.images, **engine_inputs(engine, template, cases.rows, null=False), **options
     )
@@ -96,6 +97,7 @@ def main() -> None:
     parser.add_argument("--instruct", type=Path, help="an InstructPix2Pix model folder (medcf train output)")
     parser.add_argument("--classifier", type=Path, help="a classifier folder (medcf train-classifier output)")
     parser.add_argument("--engines", default="inversion,sdedit,pix2pix-zero,instruct", help="comma list, or none")
+    parser.add_argument("--residual", action="store_true", help="score the engines' residual edits")
     parser.add_argument("--merge", action="store_true", help="keep the other rows of the existing results file")
     parser.add_argument("--cases", type=int, default=8, help="unseen subjects per finding")
     parser.add_argument("--drift", type=float, default=0.05, help="Latent Drift δ of the '+ LD' rows")
@@ -122,8 +124,9 @@ def main() -> None:
         found = finding_cases(finding, n=cases, size=size, seed=0)
         for engine, components in models.items():
             for drift in (0.0, args.drift):
-                scores = score(engine, components, template, found, drift)
-                rows.append({"finding": finding, "engine": engine, "δ": drift, **scores})
+                scores = score(engine, components, template, found, drift, args.residual)
+                label = f"{engine} residual" if args.residual else engine
+                rows.append({"finding": finding, "engine": label, "δ": drift, **scores})
                 print(rows[-1], flush=True)
         rows += baseline_rows(classifier, finding, found) if classifier is not None else []
     summary = {"cases per finding": cases, "image size": size, "Latent Drift δ": args.drift}

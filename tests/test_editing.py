@@ -178,3 +178,22 @@ def test_bad_masks_and_arguments_are_refused(components) -> None:
         counterfactual(components, images, SOURCE, TARGET, strength=0.0)
     with pytest.raises(ValueError, match="target prompts"):
         counterfactual(components, images, SOURCE, TARGET[:1])
+
+
+@pytest.mark.parametrize("engine", ["inversion", "sdedit", "pix2pix-zero"])
+def test_a_residual_edit_is_the_image_plus_the_edit_minus_the_reconstruction(components, engine) -> None:
+    images, options = _images().clamp(-1, 1), {"engine": engine, "num_inference_steps": STEPS, "strength": 0.5}
+    null = counterfactual(components, images, SOURCE, SOURCE, residual=True, generator=_seed(), **options)
+    assert torch.equal(null, images)  # a null edit returns the image exactly: its reconstruction error cancels
+    assert (
+        counterfactual(components, images, SOURCE, SOURCE, generator=_seed(), **options) - images
+    ).abs().max() > 0.05
+    edited = counterfactual(components, images, SOURCE, TARGET, generator=_seed(), **options)
+    reconstruction = counterfactual(components, images, SOURCE, SOURCE, generator=_seed(), **options)
+    residual = counterfactual(components, images, SOURCE, TARGET, residual=True, generator=_seed(), **options)
+    assert torch.allclose(residual, (images + (edited - reconstruction)).clamp(-1, 1), atol=1e-6)
+
+
+def test_a_residual_edit_of_a_stochastic_engine_needs_a_generator(components) -> None:
+    with pytest.raises(ValueError, match="residual edits with engine='sdedit' need a generator"):
+        counterfactual(components, _images(), SOURCE, TARGET, engine="sdedit", residual=True, num_inference_steps=2)

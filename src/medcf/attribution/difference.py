@@ -91,6 +91,7 @@ def counterpart_attribution(
     direction_prompts: PromptSets | None = None,
     cross_attention_guidance: float | None = None,
     image_guidance_scale: float | None = None,
+    residual: bool = False,
     sigma: float = 1.0,
     anatomy_mask: torch.Tensor | None = None,
     precision: str = "auto",
@@ -101,6 +102,8 @@ def counterpart_attribution(
     deterministic, as is pix2pix-zero, so it runs once whatever `seeds` holds; SDEdit and instruct draws differ by
     seed and are averaged. `direction_prompts` and `cross_attention_guidance`: pix2pix-zero's; `healthy_prompts`
     are the instructions and `image_guidance_scale` is s_I for the instruct engine (`editing.counterfactual`).
+    `residual`: each counterpart is x + D(ẑ_healthy) − D(ẑ_source), so the map is the difference of two decodes
+    and the VAE's and the inversion's reconstruction error, common to both, drops out (twice the time).
     `precision` "auto" runs the model under bf16 autocast where the device has native bf16 (models/precision.py);
     maps and counterparts come back in float32 either way.
     """
@@ -113,6 +116,7 @@ def counterpart_attribution(
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, latent_drift=latent_drift,
             null_text=null_text, direction_prompts=direction_prompts,
             cross_attention_guidance=cross_attention_guidance, image_guidance_scale=image_guidance_scale,
+            residual=residual,
         )  # fmt: skip
     seed_maps = torch.stack([difference_map(images, counterpart) for counterpart in counterparts])
     maps = refine_map(seed_maps.mean(dim=0), sigma=sigma, anatomy_mask=anatomy_mask)

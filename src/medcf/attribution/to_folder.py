@@ -55,6 +55,7 @@ def attribute_to_folder(
     show_names: bool = False,
     patient_info: bool | None = None,
     image_guidance_scale: float | None = None,
+    residual: bool = False,
     components: Components | None = None,
 ) -> Path:
     """map.npy (signed M = x − x_healthy), map.png, overlay.png, counterpart.png, panel.png, report; plus
@@ -79,7 +80,8 @@ def attribute_to_folder(
         components, source.pixels, [source_prompt], [healthy_prompt], seeds=seeds, engine=engine,
         strength=strength, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
         latent_drift=latent_drift, direction_prompts=directions, cross_attention_guidance=cross_attention_guidance,
-        image_guidance_scale=image_guidance_scale, sigma=sigma, anatomy_mask=anatomy, precision=precision,
+        image_guidance_scale=image_guidance_scale, residual=residual, sigma=sigma, anatomy_mask=anatomy,
+        precision=precision,
     )  # fmt: skip
     signed = result.maps[0, 0].numpy()
     limit = max(float(np.abs(signed).max()), 1e-6)
@@ -94,8 +96,8 @@ def attribute_to_folder(
     settings = {
         "model": str(model), **files, "index": index, "source prompt": source_prompt,
         "healthy prompt": healthy_prompt, "engine": engine, "strength": strength, "steps": num_inference_steps,
-        "guidance": guidance_scale, "latent drift": latent_drift, "seeds": list(seeds), "sigma": sigma,
-        "classifier": str(classifier or ""), **run_on,
+        "guidance": guidance_scale, "latent drift": latent_drift, "residual": residual, "seeds": list(seeds),
+        "sigma": sigma, "classifier": str(classifier or ""), **run_on,
         **pix2pix_zero_settings(directions, cross_attention_guidance),
         **({"image guidance": image_guidance_scale} if engine == "instruct" else {}),
     }  # fmt: skip

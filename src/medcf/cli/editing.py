@@ -50,6 +50,13 @@ ImageGuidanceOption = Annotated[
     float | None,
     typer.Option(help="instruct only: the source image's guidance scale s_I (default 1.5).", show_default=False),
 ]
+ResidualOption = Annotated[
+    bool,
+    typer.Option(
+        help="Return x + D(edit) − D(reconstruction): the VAE's and inversion's reconstruction error cancels and a "
+        "null edit gives the image back exactly (twice the time).",
+    ),
+]
 IndexOption = Annotated[
     int | None, typer.Option("--index", help="Frame of a multi-frame DICOM or axial slice of a NIfTI volume, from 0.")
 ]
@@ -89,6 +96,7 @@ def counterfactual_command(
     null_text: Annotated[bool, typer.Option(help="Null-text inversion for fidelity (slower).")] = False,
     cross_attention_guidance: CrossAttentionGuidanceOption = None,
     image_guidance: ImageGuidanceOption = None,
+    residual: ResidualOption = False,
     patient_info: PatientInfoOption = None,
     mask: Annotated[Path | None, typer.Option(help="Only this region may change (white on black).")] = None,
     index: IndexOption = None,
@@ -114,6 +122,7 @@ def counterfactual_command(
         guidance_scale=guidance, latent_drift=parse_drift(drift), null_text=null_text,
         cross_attention_guidance=cross_attention_guidance, mask=mask, index=index, seed=seed, device=device,
         precision=precision, show_names=record_names, patient_info=patient_info, image_guidance_scale=image_guidance,
+        residual=residual,
     )  # fmt: skip
     echo(f"counterfactual: {folder / 'counterfactual.png'}\nreport: {folder / 'index.html'}")
 
@@ -175,6 +184,7 @@ def attribute(
     drift: DriftOption = "0",
     cross_attention_guidance: CrossAttentionGuidanceOption = None,
     image_guidance: ImageGuidanceOption = None,
+    residual: ResidualOption = False,
     sigma: Annotated[float, typer.Option(help="Gaussian smoothing of the map, pixels.")] = 1.0,
     anatomy_mask: Annotated[Path | None, typer.Option(help="Keep the map inside this mask only.")] = None,
     patient_info: PatientInfoOption = None,
@@ -202,7 +212,7 @@ def attribute(
         strength=strength, num_inference_steps=steps, guidance_scale=guidance, latent_drift=parse_drift(drift),
         cross_attention_guidance=cross_attention_guidance, sigma=sigma, anatomy_mask=anatomy_mask, index=index,
         device=device, precision=precision, show_names=record_names, patient_info=patient_info,
-        image_guidance_scale=image_guidance,
+        image_guidance_scale=image_guidance, residual=residual,
     )  # fmt: skip
     echo(f"attribution map: {folder / 'map.png'}\nreport: {folder / 'index.html'}")
 

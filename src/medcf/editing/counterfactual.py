@@ -15,6 +15,11 @@ Four engines, all with Latent Drift δ and an optional mask that keeps everythin
   source's reconstruction. Deterministic.
 - "instruct" (Brooks et al., CVPR 2023): an InstructPix2Pix model, trained on image pairs, regenerates the image
   from noise under an instruction written from the two clinical rows, guided by the image and by the text.
+
+`residual=True` returns x + D(ẑ_target) − D(ẑ_source): the engine's edit and its reconstruction (the same call
+with the source prompt, Δc = 0, or "keep the image as it is"; same noise) both carry the VAE's and the
+inversion's reconstruction error (≈ 0.02 of the range for cxr64's VAE), so their difference keeps only the
+edit, and a null edit returns the image exactly. Twice the time.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from medcf.inversion import ddim_inversion_trajectory, inversion_steps
 from medcf.models import Components, decode_latents, encode_images, encode_prompts, latent_channels, vae_scale_factor
 from medcf.models.instruct import is_instruct
 from medcf.prompts import NULL_PROMPT
+from medcf.prompts.instructions import NO_CHANGE
 
 ENGINES = ("inversion", "pix2pix-zero", "sdedit", "instruct")
 NoiseMap = Callable[[torch.Tensor], torch.Tensor]
@@ -59,6 +65,7 @@ def counterfactual(
     image_guidance_scale: float | None = None,
     mask: torch.Tensor | None = None,
     condition_mask: torch.Tensor | None = None,
+    residual: bool = False,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Images (B, C, H, W) in [-1, 1] described by `source_prompts` → the same images under `target_prompts`.
@@ -75,6 +82,9 @@ def counterfactual(
     instruct only: an InstructPix2Pix model (train.method=instruct-pix2pix) regenerates the image from noise under
     `target_prompts`, which are the instructions (`editing.edit_instructions`), with `guidance_scale` on the text
     and `image_guidance_scale` (default 1.5) on the image (`medcf.generate.instruct_edit`); strength is unused.
+
+    `residual`: the edit as a difference of two decodes added to the image (module docstring); sdedit and instruct
+    then need a `generator`, so that both passes draw the same noise.
     """
     _check_options(engine, len(images), direction_prompts, cross_attention_guidance, noise_regularization)
     if not len(images) == len(source_prompts) == len(target_prompts):
@@ -88,6 +98,59 @@ def counterfactual(
         )  # fmt: skip
     if image_guidance_scale is not None and engine != "instruct":
         raise ValueError("image_guidance_scale is the instruct engine's; drop it or use engine='instruct'")
+    if residual and generator is None and engine in ("sdedit", "instruct"):
+        raise ValueError(
+            f"residual edits with engine={engine!r} need a generator: both passes must draw the same noise"
+        )
+    options = {
+        "engine": engine, "strength": strength, "num_inference_steps": num_inference_steps,
+        "guidance_scale": guidance_scale, "latent_drift": latent_drift, "null_text": null_text,
+        "null_text_steps": null_text_steps, "cross_attention_guidance": cross_attention_guidance,
+        "noise_regularization": noise_regularization, "image_guidance_scale": image_guidance_scale, "mask": mask,
+        "condition_mask": condition_mask,
+    }  # fmt: skip
+    state = None if generator is None else generator.get_state()
+    edited = _edit(components, images, source_prompts, target_prompts, direction_prompts, generator, **options)
+    if not residual:
+        return edited
+    if generator is not None:
+        generator.set_state(state)  # the reconstruction draws the edit's noise
+    null_prompts, null_sets = _null_edit(engine, source_prompts, direction_prompts)
+    reconstruction = _edit(components, images, source_prompts, null_prompts, null_sets, generator, **options)
+    return (images + (edited - reconstruction)).clamp(-1, 1)
+
+
+def _null_edit(
+    engine: str, source_prompts: list[str], direction_prompts: PromptSets | None
+) -> tuple[list[str], PromptSets | None]:
+    """Target prompts (and pix2pix-zero's sentence sets) that ask `engine` for the image it was given."""
+    if engine == "instruct":
+        return [NO_CHANGE] * len(source_prompts), None
+    return source_prompts, None if direction_prompts is None else (direction_prompts[0], direction_prompts[0])
+
+
+def _edit(
+    components: Components,
+    images: torch.Tensor,
+    source_prompts: list[str],
+    target_prompts: list[str],
+    direction_prompts: PromptSets | None,
+    generator: torch.Generator | None,
+    *,
+    engine: str,
+    strength: float,
+    num_inference_steps: int,
+    guidance_scale: float,
+    latent_drift: float | Sequence[float],
+    null_text: bool,
+    null_text_steps: int,
+    cross_attention_guidance: float | None,
+    noise_regularization: bool | None,
+    image_guidance_scale: float | None,
+    mask: torch.Tensor | None,
+    condition_mask: torch.Tensor | None,
+) -> torch.Tensor:
+    """One pass of `engine` (`counterfactual`'s arguments, checked there)."""
     if engine == "instruct":
         edited = instruct_edit(
             components, images, target_prompts, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,

@@ -55,6 +55,7 @@ def counterfactual_to_folder(
     show_names: bool = False,
     patient_info: bool | None = None,
     image_guidance_scale: float | None = None,
+    residual: bool = False,
     components: Components | None = None,
 ) -> Path:
     """The image with `edits` applied to its clinical row (header fields + `row` overrides); returns `out`.
@@ -82,13 +83,15 @@ def counterfactual_to_folder(
             components, source.pixels, [source_prompt], [target_prompt], engine=engine, strength=strength,
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, latent_drift=latent_drift,
             null_text=null_text, direction_prompts=directions, cross_attention_guidance=cross_attention_guidance,
-            image_guidance_scale=image_guidance_scale, mask=edit_mask, generator=torch.Generator().manual_seed(seed),
+            image_guidance_scale=image_guidance_scale, mask=edit_mask, residual=residual,
+            generator=torch.Generator().manual_seed(seed),
         )  # fmt: skip
     settings = {
         "model": str(model), **patient_files({"image": image}, show_names=show_names), "index": index,
         "edits": list(edits), "source prompt": source_prompt, "target prompt": target_prompt, "engine": engine,
         "strength": strength, "steps": num_inference_steps, "guidance": guidance_scale, "latent drift": latent_drift,
-        "null-text": null_text, **patient_files({"mask": mask}, show_names=show_names), "seed": seed, **run_on,
+        "null-text": null_text, "residual": residual, **patient_files({"mask": mask}, show_names=show_names),
+        "seed": seed, **run_on,
         **pix2pix_zero_settings(directions, cross_attention_guidance),
         **({"image guidance": image_guidance_scale} if engine == "instruct" else {}),
     }  # fmt: skip
