@@ -92,8 +92,8 @@ def test_refuses_a_non_empty_folder_and_bad_arguments(tmp_path: Path):
     (tmp_path / "busy" / "notes.txt").write_text("keep me")
     with pytest.raises(ValueError, match="busy: folder exists and is not empty"):
         synthesize("cxr", tmp_path / "busy", n=1, size=64, progress=False)
-    with pytest.raises(ValueError, match="unknown synthetic dataset kind 'ct'"):
-        synthesize("ct", tmp_path / "ct", n=1, progress=False)
+    with pytest.raises(ValueError, match="unknown synthetic dataset kind 'knee'"):
+        synthesize("knee", tmp_path / "knee", n=1, progress=False)
     with pytest.raises(ValueError, match="size=8"):
         synthesize("cxr", tmp_path / "tiny", n=1, size=8, progress=False)
     assert (tmp_path / "busy" / "notes.txt").read_text() == "keep me"

@@ -137,17 +137,24 @@ def _load_vocabulary(path: Path):
 
 @app.command()
 def synth(
-    kind: Annotated[str, typer.Argument(help="cxr (chest X-ray) or brain (axial brain MRI).")],
-    out: Annotated[Path, typer.Option(help="New folder for images, masks, metadata.csv and counterfactuals/.")],
+    kind: Annotated[
+        str, typer.Argument(help="cxr (chest X-ray), brain (axial brain MRI) or ct (3-D chest CT, NIfTI in HU).")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="New folder for images/ (ct: volumes/), masks, metadata.csv and counterfactuals/.")
+    ],
     n: Annotated[int, typer.Option(help="Number of subjects.")] = 2000,
-    size: Annotated[int, typer.Option(help="Square image side in pixels.")] = 128,
+    size: Annotated[
+        int | None, typer.Option(help="Square image side in pixels; ct: in-plane voxels (SIZE x SIZE x SIZE/2).")
+    ] = None,
     seed: SeedOption = 0,
     counterfactuals: Annotated[bool, typer.Option(help="Also write every single-factor counterfactual.")] = True,
     preview: Annotated[bool, typer.Option(help="Write preview.png: a grid of subjects and counterfactuals.")] = True,
 ) -> None:
     """Generate a semi-synthetic cohort with ground-truth counterfactuals and effect masks.
 
-    Example: `medcf synth cxr --n 2000 --size 128 --seed 0 --out cxr-synth`
+    Default size: 128 for cxr and brain, 64 for ct (a 64x64x32 volume).
+    Example: `medcf synth cxr --n 2000 --size 128 --seed 0 --out cxr-synth` or `medcf synth ct --n 50 --out ct-synth`
     """
     from medcf.data.synthetic import preview_grid, synthesize
 

@@ -29,10 +29,10 @@ class Factor:
 
 @dataclass(frozen=True)
 class Render:
-    """One rendered image and its masks (lungs/heart or brain/ventricles, and one per finding present)."""
+    """One rendered image and its masks (anatomy, and one per finding present)."""
 
-    image: np.ndarray  # (H, W) float32 in [0, 1], display convention
-    masks: dict[str, np.ndarray]  # name → (H, W) bool
+    image: np.ndarray  # (H, W) float32 in [0, 1], display convention; CT: (X, Y, Z) float32 whole HU, RAS+
+    masks: dict[str, np.ndarray]  # name → bool, the image's shape
 
 
 def with_factors(subject: Any, factors: tuple[Factor, ...], overrides: dict[str, object]) -> Any:
@@ -62,9 +62,14 @@ def counterfactual_values(subject: Any, factors: tuple[Factor, ...]) -> list[tup
     return changes
 
 
-def effect_mask(factual: Render, counterfactual: Render, factor: str) -> np.ndarray:
-    """Where a single-factor counterfactual changed the image: |difference| > threshold ∪ finding mask."""
-    changed = np.abs(factual.image - counterfactual.image) > EFFECT_THRESHOLD
+def effect_mask(
+    factual: Render, counterfactual: Render, factor: str, *, threshold: float = EFFECT_THRESHOLD
+) -> np.ndarray:
+    """Where a single-factor counterfactual changed the image: |difference| > threshold ∪ finding mask.
+
+    `threshold` is in the image's units: display units for 2-D images, HU for CT volumes.
+    """
+    changed = np.abs(factual.image - counterfactual.image) > threshold
     for render in (factual, counterfactual):
         if factor in render.masks:
             changed |= render.masks[factor]

@@ -1,7 +1,8 @@
 """Preview grids: a few subjects' factual images, masks, and every counterfactual with its effect mask.
 
 Pure Pillow through `medcf.figures`. `preview_grid` reads a written dataset folder (so it also checks
-what is on disk); `preview_kind` renders subjects directly from a generator.
+what is on disk; a 3-D CT cohort is drawn by `ct_preview`); `preview_kind` renders subjects of a 2-D
+generator directly.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from medcf.data.synthetic.ct_preview import preview_volumes
 from medcf.data.synthetic.factors import Render, counterfactual_values, effect_mask
 from medcf.data.synthetic.kinds import get_kind
 from medcf.data.synthetic.writer import format_value
@@ -63,6 +65,8 @@ def preview_grid(dataset: Path, path: Path, *, subjects: int = 4) -> Path:
     if not (dataset / "metadata.csv").exists():
         raise FileNotFoundError(f"{dataset}: no metadata.csv; pass a folder written by `medcf synth`")
     kind = get_kind(json.loads((dataset / "dataset.json").read_text())["kind"])
+    if kind.dims == 3:
+        return preview_volumes(dataset, path, subjects=subjects)
     metadata = pd.read_csv(dataset / "metadata.csv").head(subjects)
     masks = pd.read_csv(dataset / "masks.csv")
     changes = pd.read_csv(dataset / "counterfactuals.csv", dtype=str)
@@ -105,6 +109,8 @@ def _render_row(kind_name: str, subject: object, size: int) -> tuple[list[np.nda
 def preview_kind(kind: str, path: Path, *, subjects: int = 4, size: int = 128, seed: int = 0) -> Path:
     """Grid PNG of subjects 0..subjects-1 rendered straight from the `kind` generator."""
     generator = get_kind(kind)
+    if generator.dims != 2:
+        raise ValueError(f"preview_kind draws 2-D kinds; write the {kind} cohort with synthesize, then preview_grid")
     rendered = [_render_row(kind, generator.sample(seed, index), size) for index in range(subjects)]
     rows, titles = [tiles for tiles, _ in rendered], [labels for _, labels in rendered]
     return save_figure(panel(rows, titles, tile=max(128, size)), Path(path))

@@ -4,15 +4,49 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from medcf.data.io import write_png
 from medcf.data.synthetic.brain import render_brain
 from medcf.data.synthetic.brain_subject import BRAIN_FACTORS, brain_row, sample_brain_subject
+from medcf.data.synthetic.ct import CT_EFFECT_THRESHOLD_HU, render_ct
+from medcf.data.synthetic.ct_subject import CT_FACTORS, ct_row, sample_ct_subject
 from medcf.data.synthetic.cxr import render_cxr
 from medcf.data.synthetic.cxr_subject import CXR_FACTORS, cxr_row, sample_cxr_subject
-from medcf.data.synthetic.factors import Factor, Render
+from medcf.data.synthetic.factors import EFFECT_THRESHOLD, Factor, Render
+from medcf.data.synthetic.volume_writer import ct_description, write_ct_mask, write_ct_volume
 
 FIRST_UNSEEN = 100_000  # cohort index of the first held-out patient: datasets are written from index 0
+
+
+def _write_image_png(path: Path, image: np.ndarray) -> None:
+    write_png(path, image, bit_depth=16)
+
+
+def _write_mask_png(path: Path, mask: np.ndarray) -> None:
+    write_png(path, mask.astype(np.float32), bit_depth=8)
+
+
+@dataclass(frozen=True)
+class ImageFiles:
+    """How a kind's renders are stored: folder and suffix of the images, the two writers, dataset.json extras."""
+
+    folder: str  # "images" (2-D PNG) or "volumes" (3-D NIfTI)
+    suffix: str
+    write_image: Callable[[Path, np.ndarray], None]
+    write_mask: Callable[[Path, np.ndarray], None]  # bool mask → 0/1 (NIfTI) or 0/255 (PNG) file
+    describe: Callable[[int], dict[str, object]]  # size → extra dataset.json fields
+
+
+def _no_extras(size: int) -> dict[str, object]:
+    return {}
+
+
+PNG_FILES = ImageFiles("images", ".png", _write_image_png, _write_mask_png, _no_extras)
+NIFTI_FILES = ImageFiles("volumes", ".nii.gz", write_ct_volume, write_ct_mask, ct_description)
 
 
 @dataclass(frozen=True)
@@ -26,6 +60,11 @@ class Kind:
     factors: tuple[Factor, ...]
     row: Callable[[Any], dict[str, object]]
     anatomy_masks: tuple[str, ...]  # the first one is the cohort's conditioning mask (mask_path)
+    effect_threshold: float = EFFECT_THRESHOLD  # in the image's units: display units (2-D), HU (CT)
+    files: ImageFiles = PNG_FILES
+    default_size: int = 128  # pixels (2-D), in-plane voxels (CT)
+    size_range: tuple[int, int] = (32, 1024)
+    dims: int = 2
 
 
 KINDS = {
@@ -38,6 +77,20 @@ KINDS = {
         BRAIN_FACTORS,
         brain_row,
         ("brain", "ventricles"),
+    ),
+    "ct": Kind(
+        "ct",
+        "chest CT",
+        sample_ct_subject,
+        render_ct,
+        CT_FACTORS,
+        ct_row,
+        ("lungs", "heart", "airways", "bone"),
+        effect_threshold=CT_EFFECT_THRESHOLD_HU,
+        files=NIFTI_FILES,
+        default_size=64,  # 64x64x32: DGM-VLC's 3-D patch size
+        size_range=(32, 256),  # a 256x256x128 volume is 8 M voxels; beyond it one subject takes minutes
+        dims=3,
     ),
 }
 

@@ -11,6 +11,10 @@
       counterfactuals.csv  id, factor, value, path, effect_mask_path
       dataset.json         kind, modality, n, size, seed, effect threshold, factors and their levels
 
+The chest CT kind ("ct") writes the same layout with 3-D NIfTI files (volume_writer): volumes/<id>.nii.gz
+(int16 HU) in place of images/, masks and counterfactuals as .nii.gz (uint8 0/1 masks), and dataset.json
+adds dims, shape, spacing_mm, value_range, the threshold's units (HU) and how the anatomy was made.
+
 The cohort is built in a hidden sibling folder and renamed onto `out` only when complete, so a
 crash never leaves half a dataset; the next run removes the hidden folder of a killed one (medcf.atomic).
 Files depend only on (kind, n, size, seed): same seed, same bytes.
@@ -26,16 +30,13 @@ from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from medcf.atomic import atomic_folder, shown_path
-from medcf.data.io import write_png
-from medcf.data.synthetic.factors import EFFECT_THRESHOLD, counterfactual_values, effect_mask
+from medcf.data.synthetic.factors import counterfactual_values, effect_mask
 from medcf.data.synthetic.kinds import Kind, get_kind
 
-SIZE_RANGE = (32, 1024)  # pixels
 PARALLEL_FROM = 200  # subjects: smaller cohorts are written in-process (worker start-up would dominate)
 SubjectFiles = tuple[dict[str, object], list[dict[str, object]], list[dict[str, object]]]
 
@@ -50,19 +51,20 @@ def format_value(value: object) -> str:
 def write_subject(kind_name: str, root: Path, size: int, seed: int, counterfactuals: bool, index: int) -> SubjectFiles:
     """Render subject `index` with its masks and counterfactuals into `root`; returns its table rows."""
     kind = get_kind(kind_name)
+    files = kind.files
     subject = kind.sample(seed, index)
     factual = kind.render(subject, size)
-    write_png(root / "images" / f"{subject.id}.png", factual.image, bit_depth=16)
+    files.write_image(root / files.folder / f"{subject.id}{files.suffix}", factual.image)
     mask_rows = []
     for name, mask in factual.masks.items():
-        path = f"masks/{subject.id}_{name}.png"
-        write_png(root / path, mask.astype(np.float32), bit_depth=8)
+        path = f"masks/{subject.id}_{name}{files.suffix}"
+        files.write_mask(root / path, mask)
         mask_rows.append({"id": subject.id, "name": name, "path": path})
     row = {
         "id": subject.id,
         "patient_id": subject.id,
-        "path": f"images/{subject.id}.png",
-        "mask_path": f"masks/{subject.id}_{kind.anatomy_masks[0]}.png",
+        "path": f"{files.folder}/{subject.id}{files.suffix}",
+        "mask_path": f"masks/{subject.id}_{kind.anatomy_masks[0]}{files.suffix}",
         **kind.row(subject),
     }
     counterfactual_rows = []
@@ -71,33 +73,33 @@ def write_subject(kind_name: str, root: Path, size: int, seed: int, counterfactu
         for factor, value in counterfactual_values(subject, kind.factors):
             changed = kind.render(subject, size, **{factor: value})
             stem = f"counterfactuals/{subject.id}/{factor}={format_value(value)}"
-            write_png(root / f"{stem}.png", changed.image, bit_depth=16)
-            write_png(
-                root / f"{stem}_mask.png",
-                effect_mask(factual, changed, factor).astype(np.float32),
-                bit_depth=8,
+            files.write_image(root / f"{stem}{files.suffix}", changed.image)
+            files.write_mask(
+                root / f"{stem}_mask{files.suffix}",
+                effect_mask(factual, changed, factor, threshold=kind.effect_threshold),
             )
             counterfactual_rows.append(
                 {
                     "id": subject.id,
                     "factor": factor,
                     "value": format_value(value),
-                    "path": f"{stem}.png",
-                    "effect_mask_path": f"{stem}_mask.png",
+                    "path": f"{stem}{files.suffix}",
+                    "effect_mask_path": f"{stem}_mask{files.suffix}",
                 }
             )
     return row, mask_rows, counterfactual_rows
 
 
-def _check_arguments(out: Path, n: int, size: int, seed: int, workers: int | None) -> None:
+def _check_arguments(out: Path, kind: Kind, n: int, size: int, seed: int, workers: int | None) -> None:
     if n < 1:
         raise ValueError(f"n={n}: a cohort needs at least one subject; pass --n 1 or more")
     if seed < 0:
         raise ValueError(f"seed={seed}: pass a non-negative integer seed")
     if workers is not None and workers < 1:
         raise ValueError(f"workers={workers}: pass 1 or more worker processes, or None for all CPUs")
-    if not SIZE_RANGE[0] <= size <= SIZE_RANGE[1]:
-        raise ValueError(f"size={size}: choose an image size from {SIZE_RANGE[0]} to {SIZE_RANGE[1]} pixels")
+    low, high = kind.size_range
+    if not low <= size <= high:
+        raise ValueError(f"size={size}: choose a {kind.name} image size from {low} to {high} pixels")
     if out.exists() and not out.is_dir():
         raise ValueError(f"{shown_path(out)}: is a file; pass --out a new folder")
     if out.is_dir() and any(out.iterdir()):
@@ -153,8 +155,9 @@ def _write_tables(root: Path, kind: Kind, results: list[SubjectFiles], *, n: int
         "n": n,
         "size": size,
         "seed": seed,
-        "effect_threshold": EFFECT_THRESHOLD,
+        "effect_threshold": kind.effect_threshold,
         "factors": {factor.name: None if factor.levels is None else list(factor.levels) for factor in kind.factors},
+        **kind.files.describe(size),
     }
     (root / "dataset.json").write_text(json.dumps(description, indent=2) + "\n")
 
@@ -164,24 +167,26 @@ def synthesize(
     out: Path,
     *,
     n: int,
-    size: int = 128,
+    size: int | None = None,
     seed: int = 0,
     counterfactuals: bool = True,
     progress: bool = True,
     workers: int | None = None,
 ) -> Path:
-    """Write `n` subjects of the `kind` ("cxr" | "brain") cohort into the new or empty folder `out`.
+    """Write `n` subjects of the `kind` ("cxr" | "brain" | "ct") cohort into the new or empty folder `out`.
 
+    `size` None is the kind's default (128 px for 2-D kinds; 64 for ct, a 64x64x32 volume).
     `workers` processes render in parallel (None: every available CPU from PARALLEL_FROM subjects on,
     else one); the output is the same whatever the number of workers.
     """
     generator = get_kind(kind)
     out = Path(out)
-    _check_arguments(out, n, size, seed, workers)
+    size = generator.default_size if size is None else size
+    _check_arguments(out, generator, n, size, seed, workers)
     if workers is None:
         workers = _available_cpus() if n >= PARALLEL_FROM else 1
     with atomic_folder(out) as staging:  # checked empty above; a crash leaves no half dataset
-        for folder in ("images", "masks", "counterfactuals"):
+        for folder in (generator.files.folder, "masks", "counterfactuals"):
             (staging / folder).mkdir()
         job = partial(write_subject, kind, staging, size, seed, counterfactuals)
         with _progress_bar(progress, f"medcf synth {kind}", n) as advance:
