@@ -28,9 +28,10 @@ ALLOWED: dict[str, set[str]] = {
     "generate": LOWER,
     "sampling": LOWER | {"generate"},
     "inversion": LOWER | {"generate"},
-    "training": LOWER | {"generate", "config"},
+    "volumes": LOWER | {"generate", "inversion"},  # 3-D sampling, inversion and counterfactuals
+    "training": LOWER | {"generate", "volumes", "config"},
     "classifier": LOWER,
-    "editing": LOWER | {"generate", "inversion", "training"},
+    "editing": LOWER | {"generate", "inversion", "volumes", "training"},
     "attribution": LOWER | {"generate", "inversion", "training", "editing", "classifier"},
     "evaluation": LOWER | {"generate", "inversion", "training", "editing", "classifier", "attribution", "config"},
 }

@@ -21,6 +21,7 @@ import yaml
 # them equal) because config sits below data (STYLE.md §3.2) and loads in milliseconds, before pandas and nibabel.
 ADAPTER_NAMES = ("folder", "chexpert", "mimic-cxr", "nih", "covid", "oasis1", "oasis2", "oasis3", "adni", "brain")
 BAD_FILE_POLICIES = ("error", "skip", "unchecked")
+BACKENDS = ("diffusion", "gan")  # model.backend: medcf.training.loop.train dispatches on it
 
 
 @dataclass
@@ -45,6 +46,7 @@ class DataConfig:
     # source_path, target_path, instruction; "" = single images
     pairs: str = ""
     num_workers: int = 0  # DataLoader worker processes
+    patch: list[int] = field(default_factory=list)  # model.spatial_dims=3: random [X, Y, Z] crops; [] = whole volumes
 
 
 @dataclass
@@ -55,6 +57,8 @@ class ModelConfig:
     tiny: bool = False  # toy-size components (smoke tests); ignored when pretrained is set
     mask_conditioning: bool = False  # concatenate the lesion/anatomy mask to the noisy latents (DGM-VLC hybrid)
     text_modulation: bool = False  # text-predicted γ·h+β on U-Net features (DGM-VLC text-visual embedding)
+    spatial_dims: int = 2  # 2: images (diffusers U-Net) | 3: volumes (MONAI 3-D VAE and U-Net, models/volume.py)
+    backend: str = "diffusion"  # diffusion (latent diffusion U-Net) | gan (text-FiLM generator; always modulated)
 
 
 @dataclass
@@ -136,12 +140,19 @@ class VaeConfig:
 
 
 @dataclass
+class GanConfig:
+    latent_dim: int = 128  # size of the GAN's noise z (model.backend=gan; model.tiny uses 16)
+    r1_gamma: float = 1.0  # weight γ of the R1 penalty on real images (Mescheder et al. 2018); 0 = off
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     vae: VaeConfig = field(default_factory=VaeConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -161,7 +172,32 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     for override in overrides:
         config = apply_override(config, override)
     check_ranges(config)
+    check_spatial_dims(config)
     return config
+
+
+def check_spatial_dims(config: Config) -> None:
+    """Refuse options that 3-D (volume) models do not have, and patches for 2-D ones, in one line each."""
+    model, data = config.model, config.data
+    if model.spatial_dims not in (2, 3):
+        raise ValueError(f"model.spatial_dims={model.spatial_dims}: use 2 (images) or 3 (volumes)")
+    if model.spatial_dims == 2:
+        if data.patch:
+            raise ValueError(f"data.patch={data.patch} crops volumes; set model.spatial_dims=3 or data.patch=[]")
+        return
+    if data.patch and (len(data.patch) != 3 or min(data.patch) < 1):
+        raise ValueError(f"data.patch={data.patch}: give [X, Y, Z] voxels, e.g. [64, 64, 32], or [] for whole volumes")
+    unsupported = {
+        "model.mask_conditioning": model.mask_conditioning,
+        "model.text_modulation": model.text_modulation,
+        "data.pairs": data.pairs,
+        "train.train_vae_decoder": config.train.train_vae_decoder,
+        "train.gradient_checkpointing": config.train.gradient_checkpointing,
+    }
+    if on := [name for name, value in unsupported.items() if value]:
+        raise ValueError(f"model.spatial_dims=3: {', '.join(on)} is 2-D only; turn it off for volumes")
+    if config.train.method != "full" or model.backend != "diffusion":
+        raise ValueError("model.spatial_dims=3 trains train.method=full with model.backend=diffusion only")
 
 
 def _at_least(low: float) -> Callable[[float], bool]:
@@ -200,12 +236,16 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "sample.latent_drift": (math.isfinite, "finite"),
     "vae.max_steps": (_at_least(1), "≥ 1"),
     "vae.batch_size": (_at_least(1), "≥ 1"),
+    "gan.latent_dim": (_at_least(1), "≥ 1"),
+    "gan.r1_gamma": (_at_least(0), "≥ 0 (0: off)"),
 }
 
 
 def check_ranges(config: Config) -> None:
     """One-line ValueError for the first field out of its range (a list field: each of its values)."""
     values = config_dict(config)
+    if config.model.backend not in BACKENDS:
+        raise ValueError(f"model.backend={config.model.backend!r} unknown; use one of {', '.join(BACKENDS)}")
     for key, (valid, allowed) in RANGES.items():
         section, name = key.split(".")
         value = values[section][name]
@@ -234,6 +274,16 @@ def check_paths(config: Config) -> None:
     for name in ("pretrained", "vae", "text_encoder"):
         if (folder := getattr(config.model, name)) and not Path(folder).is_dir():
             raise ValueError(f"model.{name}={folder}: folder not found; give a local diffusers/transformers folder")
+    index = Path(config.model.pretrained) / "model_index.json"
+    if config.model.spatial_dims == 3 and config.model.pretrained and "VolumeUNet" not in _read_text(index):
+        raise ValueError(
+            f"model.pretrained={config.model.pretrained} is a 2-D model; a 3-D run starts from scratch or from a "
+            "3-D medcf model folder: drop model.pretrained or set model.spatial_dims=2"
+        )
+
+
+def _read_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
 
 
 def apply_override(config: Config, override: str) -> Config:

@@ -30,10 +30,12 @@ from medcf.atomic import atomic_folder
 from medcf.models.device import resolve_device
 from medcf.models.model_folder import check_model_folder, check_text_conditioning, load_part
 from medcf.models.shared_text_encoder import REFERENCE_FILE, load_referenced, minilm_path
+from medcf.models.volume import VolumeAutoencoderKL, VolumeUNet, is_volume_folder, is_volume_model, save_volume_folder
 
 # CLIP's 77-token context in Stable Diffusion; BERT-style encoders (MiniLM: 512) are capped to it so that
 # every text encoder yields (B, 77, D) and vanilla pipelines, which pad to tokenizer.model_max_length, agree.
 MAX_PROMPT_TOKENS = 77
+VAE_AND_UNET = (AutoencoderKL, UNet2DConditionModel)  # the classes of a 2-D (Stable Diffusion) folder
 
 
 @dataclass
@@ -71,8 +73,10 @@ def load_components(
     path, device = Path(path), resolve_device(device)
     check_model_folder(path)
     local = {"local_files_only": True, "torch_dtype": dtype}
-    vae = load_part(lambda: AutoencoderKL.from_pretrained(path, subfolder="vae", **local), path / "vae")
-    unet = load_part(lambda: UNet2DConditionModel.from_pretrained(path, subfolder="unet", **local), path / "unet")
+    # model_index.json says which: a 3-D folder names medcf's volume classes (models/volume.py)
+    vae_class, unet_class = (VolumeAutoencoderKL, VolumeUNet) if is_volume_folder(path) else VAE_AND_UNET
+    vae = load_part(lambda: vae_class.from_pretrained(path, subfolder="vae", **local), path / "vae")
+    unet = load_part(lambda: unet_class.from_pretrained(path, subfolder="unet", **local), path / "unet")
     text = path / "text_encoder"
     if (text / REFERENCE_FILE).is_file():  # a slim export: the package's stock encoder (its own checks)
         text_encoder = load_referenced(text, dtype)
@@ -106,19 +110,26 @@ def saved_scheduler(components: Components) -> SchedulerMixin:
     return classes[name].from_config({**components.sampler_config, "prediction_type": config.prediction_type})
 
 
-def load_vae(path: str | Path, *, dtype: torch.dtype = torch.float32) -> AutoencoderKL:
-    """An AutoencoderKL folder (`medcf train-vae` writes RUN/vae), or a model folder with a vae/ subfolder."""
+def load_vae(path: str | Path, *, dtype: torch.dtype = torch.float32) -> AutoencoderKL | VolumeAutoencoderKL:
+    """An AutoencoderKL folder (`medcf train-vae` writes RUN/vae), or a model folder with a vae/ subfolder; a 3-D
+    one (config.json's _class_name) loads as VolumeAutoencoderKL."""
     path = Path(path)
     folder = path / "vae" if (path / "vae" / "config.json").is_file() else path
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{path}: no VAE config.json here or in vae/; pass the folder medcf train-vae wrote")
-    return AutoencoderKL.from_pretrained(folder, torch_dtype=dtype, local_files_only=True).eval()
+    volume = json.loads((folder / "config.json").read_text()).get("_class_name") == VolumeAutoencoderKL.__name__
+    vae_class = VolumeAutoencoderKL if volume else AutoencoderKL
+    return vae_class.from_pretrained(folder, torch_dtype=dtype, local_files_only=True).eval()
 
 
 def save_components(components: Components, path: str | Path) -> Path:
     """Write the Stable Diffusion folder layout (safetensors) atomically; returns `path`."""
     # The vanilla pipeline writes model_index.json with each part's real class (e.g. ["transformers",
     # "BertModel"]), so diffusers and transformers both reload it without custom code.
+    if is_volume_model(components.unet):  # 3-D: no vanilla pipeline holds it; each part saves itself
+        with atomic_folder(path) as staging:
+            save_volume_folder(components, saved_scheduler(components), staging)
+        return Path(path)
     unet = components.unet.config  # an InstructPix2Pix U-Net names its own pipeline (latents.is_instruct's test:
     instruct = unet.in_channels == 2 * unet.out_channels  # latents.py imports this module)
     pipeline = (StableDiffusionInstructPix2PixPipeline if instruct else StableDiffusionPipeline)(

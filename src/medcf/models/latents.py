@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,8 @@ def encode_images(
     tiling: bool | None = None,
     slicing: bool | None = None,
 ) -> torch.Tensor:
-    """Images (B, C, H, W) in [-1, 1] → scaled latents (B, 4, H/f, W/f); `sample=False` takes the posterior mean."""
+    """Images (B, C, H, W) in [-1, 1] → scaled latents (B, 4, H/f, W/f); `sample=False` takes the posterior mean.
+    Volumes (B, C, X, Y, Z) of a 3-D model (models/volume.py) → (B, C_z, X/f, Y/f, Z/f) likewise."""
     posterior = encode_posterior(components, pixel_values, tiling=tiling, slicing=slicing)
     return scaled_latents(components, posterior, generator=generator, sample=sample)
 
@@ -50,8 +51,7 @@ def encode_posterior(
     elif channels != vae_channels:
         raise ValueError(f"pixel_values has {channels} channels; this VAE takes {vae_channels} (or 1 for an RGB VAE)")
     pixel_values = pixel_values.to(components.vae.device, components.vae.dtype)
-    batch, _, height, width = pixel_values.shape
-    with full_precision(components.vae.device), vae_passes(components.vae, batch, height, width, tiling, slicing):
+    with full_precision(components.vae.device), _passes(components.vae, pixel_values.shape, 1, tiling, slicing):
         return components.vae.encode(pixel_values).latent_dist
 
 
@@ -78,9 +78,7 @@ def decode_latents(
     """Scaled latents (B, 4, h, w) → images (B, C, f·h, f·w) in [-1, 1]; `channels=1` averages an RGB VAE to grey.
     `tiling` / `slicing`: None decides by the image size (`vae_passes`)."""
     latents = latents.to(components.vae.device, components.vae.dtype)
-    factor = vae_scale_factor(components)
-    batch, _, height, width = latents.shape
-    passes = vae_passes(components.vae, batch, factor * height, factor * width, tiling, slicing)
+    passes = _passes(components.vae, latents.shape, vae_scale_factor(components), tiling, slicing)
     with full_precision(components.vae.device), passes:
         images = components.vae.decode(latents / components.vae.config.scaling_factor).sample.clamp(-1, 1)
     vae_channels = components.vae.config.out_channels
@@ -113,6 +111,16 @@ def untiled_side_limit(vae: AutoencoderKL) -> int:
     """
     cells = 4 * 2 ** (len(vae.config.block_out_channels) - 1)
     return math.isqrt(MAX_PASS_VALUES // vae.config.block_out_channels[0]) // cells * cells
+
+
+def _passes(
+    vae: AutoencoderKL, shape: torch.Size, factor: int, tiling: bool | None, slicing: bool | None
+) -> AbstractContextManager:
+    """`vae_passes` for a batch (B, C, h, w) at `factor` pixels per cell; volumes (B, C, x, y, z) pass whole (the 3-D
+    VAE has no tiling: train and edit volumes or patches that fit)."""
+    if len(shape) == 5:
+        return nullcontext()
+    return vae_passes(vae, shape[0], factor * shape[2], factor * shape[3], tiling, slicing)
 
 
 @contextmanager

@@ -21,6 +21,7 @@ from medcf.data.pairs import counterfactual_pairs, longitudinal_image_pairs, pai
 from medcf.data.row_filter import select_rows
 from medcf.data.split import train_holdout
 from medcf.data.verify import readable_cohort
+from medcf.data.volume import VolumeTextDataset, dataset_value_range, readable_volumes
 from medcf.prompts import PromptTemplate
 
 TRAIN, HOLDOUT = "train", "holdout"
@@ -72,6 +73,17 @@ def training_dataset(
 ) -> ImageTextDataset:
     template = PromptTemplate(cohort.modality, style=prompt_style, patient_info=patient_info)
     return ImageTextDataset(cohort, template, resolution=resolution, seed=seed)
+
+
+def volume_dataset(
+    cohort: Cohort, *, patch: list[int], bad_files: str, prompt_style: str, patient_info: bool, seed: int
+) -> VolumeTextDataset:
+    """The 3-D twin of `training_dataset`: whole volumes or random `patch` crops, intensities from dataset.json;
+    `bad_files` (data.bad_files) as `load_cohorts` applies it to 2-D files."""
+    cohort = readable_volumes(cohort, bad_files)
+    template = PromptTemplate(cohort.modality, style=prompt_style, patient_info=patient_info)
+    value_range = dataset_value_range(cohort.root)
+    return VolumeTextDataset(cohort, template, value_range=value_range, patch=tuple(patch) or None, seed=seed)
 
 
 def epoch_batches(

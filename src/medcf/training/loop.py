@@ -18,6 +18,7 @@ from medcf.config import Config
 from medcf.training.checkpoint import save_checkpoint
 from medcf.training.data import TRAIN, batch_stream
 from medcf.training.finish import finish_run
+from medcf.training.gan_loop import train_gan
 from medcf.training.methods import after_optimizer_step
 from medcf.training.run import Run, setup_run
 from medcf.training.sampling import write_samples
@@ -26,6 +27,8 @@ from medcf.training.step import training_loss
 
 def train(config: Config, run_dir: str | Path, *, progress: bool = True, command: str = "") -> Path:
     """Train, or resume, the run in `run_dir`; returns the saved model folder `run_dir/model`."""
+    if config.model.backend == "gan":  # its own loop: two players, no noise schedule (training/gan_loop.py)
+        return train_gan(config, run_dir, progress=progress, command=command)
     run = setup_run(config, Path(run_dir))
     train_config, accelerator, state = config.train, run.accelerator, run.state
     stream = batch_stream(

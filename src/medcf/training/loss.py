@@ -34,10 +34,10 @@ def diffusion_loss(
     condition: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Per-sample loss (B,) for clean scaled latents z_0 (B, C, h, w) and prompt embeddings (B, L, D).
+    """Per-sample loss (B,) for clean scaled latents z_0 (B, C, h, w) (volumes: (B, C, x, y, z)) and prompts (B, L, D).
 
-    `latent_drift` is δ as (1, C, 1, 1) (see `medcf.generate.drift_tensor`); `condition` (B, k, h, w) is
-    concatenated to the noisy latents (mask conditioning). The prediction type is the scheduler's.
+    `latent_drift` is δ as (1, C, 1, 1) (volumes: (1, C, 1, 1, 1); `medcf.generate.drift_tensor`); `condition`
+    (B, k, h, w) is concatenated to the noisy latents (mask conditioning). The prediction type is the scheduler's.
     """
     prediction_type = scheduler.config.prediction_type
     if prediction_type not in PREDICTION_TYPES:
@@ -67,7 +67,7 @@ def diffusion_loss(
     prediction = unet(model_input, timesteps, encoder_hidden_states=encoder_hidden_states).sample
 
     # 4. Per-sample mean squared error, optionally Min-SNR-γ weighted
-    loss = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    loss = F.mse_loss(prediction.float(), target.float(), reduction="none").flatten(1).mean(dim=1)  # images, volumes
     if snr_gamma > 0:
         loss = loss * min_snr_weights(scheduler, timesteps, snr_gamma).to(loss)
     return loss

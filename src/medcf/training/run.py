@@ -22,7 +22,7 @@ from medcf.models import Components, has_mask_condition
 from medcf.models.text import check_training_prompts
 from medcf.prompts import instance_prompt
 from medcf.training.checkpoint import LoopState, resume
-from medcf.training.data import HOLDOUT, TRAIN, data_fingerprint, load_cohorts, training_dataset
+from medcf.training.data import HOLDOUT, TRAIN, data_fingerprint, load_cohorts, training_dataset, volume_dataset
 from medcf.training.encodings import EncodingCache, build_encoding_cache
 from medcf.training.memory import check_memory_options, enable_gradient_checkpointing, make_optimizer, memory_summary
 from medcf.training.methods import prepare_method
@@ -33,7 +33,7 @@ from medcf.training.record import (
     write_sample_grid,
 )
 from medcf.training.sampling import SampleSpec, sample_prompts, sample_sources
-from medcf.training.setup import build_components
+from medcf.training.setup import build_components, fit_to_volumes
 from medcf.training.step import PriorImages, StepInputs
 
 TRAINABLE = ("unet", "text_encoder", "vae")
@@ -86,6 +86,8 @@ def setup_run(config: Config, folder: Path) -> Run:
     for name in TRAINABLE:
         getattr(components, name).to(accelerator.device)
     datasets = training_datasets(config)
+    if config.model.spatial_dims == 3:
+        fit_to_volumes(components, datasets[TRAIN])
     parameters = prepare_method(components, train_config.method, **_method_options(config))
     _check_prompts(config, components, datasets[TRAIN])  # after prepare_method: the placeholder is a token now
     checkpointed = enable_gradient_checkpointing(components) if train_config.gradient_checkpointing else []
@@ -123,9 +125,12 @@ def setup_run(config: Config, folder: Path) -> Run:
         datasets=datasets,
         memory=memory,
     )
-    run.encodings, run.encodings_note = build_encoding_cache(
-        config, components, datasets[TRAIN], prior, progress=accelerator.is_main_process
-    )
+    if config.model.spatial_dims == 3:  # patches differ every epoch: no posterior to cache
+        run.encodings_note = "encoding cache off (3-D volumes)"
+    else:
+        run.encodings, run.encodings_note = build_encoding_cache(
+            config, components, datasets[TRAIN], prior, progress=accelerator.is_main_process
+        )
     _start(run)
     return run
 
@@ -157,7 +162,9 @@ def _check_options(config: Config, accelerator: Accelerator, folder: Path) -> No
     if instruct != bool(pairs):
         raise ValueError(
             "train.method=instruct-pix2pix trains on image pairs: set data.pairs (counterfactuals, longitudinal or a "
-            "CSV)" if instruct else f"data.pairs={pairs!r} is for train.method=instruct-pix2pix; set that or drop it"
+            "CSV)"
+            if instruct
+            else f"data.pairs={pairs!r} is for train.method=instruct-pix2pix; set that or drop it"
         )
     if instruct and (config.model.mask_conditioning or config.train.uses_prior):
         raise ValueError("train.method=instruct-pix2pix reads a source image, not masks or class images")
@@ -176,8 +183,8 @@ def _check_options(config: Config, accelerator: Accelerator, folder: Path) -> No
 
 
 def training_datasets(config: Config) -> dict:
-    """{"train": dataset[, "holdout": dataset]} of the config's data, split by patient."""
-    data_config = config.data
+    """{"train": dataset[, "holdout": dataset]} of the config's data, split by patient (volumes when 3-D)."""
+    data_config, volumes = config.data, config.model.spatial_dims == 3
     cohorts = load_cohorts(
         data_config.root,
         adapter=data_config.adapter,
@@ -186,16 +193,21 @@ def training_datasets(config: Config) -> dict:
         row_filter=data_config.filter,
         holdout_fraction=data_config.holdout_fraction,
         seed=config.train.seed,
-        bad_files=data_config.bad_files,
+        bad_files="unchecked" if volumes else data_config.bad_files,  # verify.py reads 2-D slices; volumes below
         pairs=data_config.pairs,
     )
     options = {
-        "resolution": data_config.resolution,
         "prompt_style": data_config.prompt_style,
         "patient_info": data_config.patient_info,
         "seed": config.train.seed,
     }
-    return {name: training_dataset(cohort, **options) for name, cohort in cohorts.items()}
+    if volumes:
+        volume_options = {"patch": data_config.patch, "bad_files": data_config.bad_files}
+        return {name: volume_dataset(cohort, **volume_options, **options) for name, cohort in cohorts.items()}
+    return {
+        name: training_dataset(cohort, resolution=data_config.resolution, **options)
+        for name, cohort in cohorts.items()
+    }
 
 
 def _method_options(config: Config) -> dict:
@@ -261,9 +273,10 @@ def _step_inputs(config: Config, components: Components, device: torch.device) -
     train_config = config.train
     drift = train_config.latent_drift
     channels = components.unet.config.out_channels
+    spatial = (1,) * config.model.spatial_dims  # δ broadcast over the latent axes (h, w) or (x, y, z)
     return StepInputs(
         device=device,
-        latent_drift=None if drift == 0 else drift_tensor(drift, channels).to(device),
+        latent_drift=None if drift == 0 else drift_tensor(drift, channels).view(1, channels, *spatial).to(device),
         drift_target=train_config.drift_target,
         snr_gamma=train_config.snr_gamma,
         prompt_dropout=config.data.prompt_dropout,

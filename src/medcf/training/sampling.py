@@ -11,8 +11,9 @@ from diffusers.training_utils import EMAModel
 
 from medcf.data import ImageTextDataset, collate_items
 from medcf.generate import generate, instruct_edit
-from medcf.models import Components
+from medcf.models import Components, is_volume_model
 from medcf.training.record import write_sample_grid
+from medcf.volumes.sampling import generate_volumes, mid_axial_slices
 
 
 @dataclass
@@ -76,6 +77,9 @@ def write_samples(
             if spec.sources is not None:  # each source beside its edit
                 images += _edited(components, spec, spec.sources[start : start + batch_size], start, generator)
                 continue
+            if is_volume_model(components.unet):  # volumes, shown by their middle axial slices
+                images.append(mid_axial_slices(_volumes(components, spec, start, batch_size, generator)))
+                continue
             images.append(
                 generate(
                     components,
@@ -94,6 +98,17 @@ def write_samples(
         for module, mode in zip(modules, modes, strict=True):
             module.train(mode)
     return write_sample_grid(torch.cat(images), path)
+
+
+def _volumes(
+    components: Components, spec: SampleSpec, start: int, batch_size: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Volumes (B, 1, X, Y, Z) of the spec's prompts start..start+batch_size, at the model's training patch size."""
+    return generate_volumes(
+        components, spec.prompts[start : start + batch_size], num_inference_steps=spec.num_inference_steps,
+        guidance_scale=spec.guidance_scale, scheduler=spec.scheduler, latent_drift=spec.latent_drift,
+        generator=generator,
+    )  # fmt: skip
 
 
 def _edited(

@@ -5,7 +5,19 @@ from __future__ import annotations
 import torch
 from diffusers import DDPMScheduler
 
-from medcf.models import Components, load_components, load_vae, scratch_components, tiny_components
+from medcf.data.volume import VolumeTextDataset
+from medcf.models import (
+    Components,
+    VolumeAutoencoderKL,
+    is_volume_model,
+    load_components,
+    load_vae,
+    scratch_components,
+    scratch_volume_components,
+    tiny_components,
+    tiny_volume_components,
+    vae_scale_factor,
+)
 from medcf.training.loss import PREDICTION_TYPES
 
 
@@ -17,11 +29,15 @@ def build_components(
     tiny: bool = False,
     mask_conditioning: bool = False,
     text_modulation: bool = False,
+    backend: str = "diffusion",
+    spatial_dims: int = 2,
     resolution: int = 64,
     prediction_type: str = "epsilon",
     seed: int = 0,
 ) -> Components:
     """Components to train: loaded from `pretrained`, else built (seeded) from scratch; `vae` replaces the VAE."""
+    if backend != "diffusion":
+        raise ValueError(f"model.backend={backend}: GAN models are built by medcf.training.gan_loop.train_gan")
     if prediction_type not in PREDICTION_TYPES:
         raise ValueError(f"train.prediction_type={prediction_type!r}: choose one of {PREDICTION_TYPES}")
     if pretrained:
@@ -35,7 +51,9 @@ def build_components(
         with torch.random.fork_rng():  # the same initial weights in every process and every resumed run
             torch.manual_seed(seed)
             options = {"mask_conditioning": mask_conditioning, "text_modulation": text_modulation}
-            if tiny:
+            if spatial_dims == 3:  # volumes (models/volume.py); run.py sets the patch size from the data
+                components = _volume_components(tiny, text_encoder, seed, load_vae(vae) if vae else None)
+            elif tiny:
                 components = tiny_components(sample_size=resolution, seed=seed, **options)
             else:
                 components = scratch_components(
@@ -43,6 +61,44 @@ def build_components(
                 )
     if vae:
         components.vae = load_vae(vae)
+        if isinstance(components.vae, VolumeAutoencoderKL) != is_volume_model(components.unet):
+            raise ValueError(f"model.vae={vae} and the model differ in dimensions (2-D / 3-D); set model.spatial_dims")
     # The prediction type is a property of the trained U-Net, saved with its scheduler config.
     components.scheduler = DDPMScheduler.from_config(components.scheduler.config, prediction_type=prediction_type)
     return components
+
+
+def _volume_components(tiny: bool, text_encoder: str, seed: int, vae: VolumeAutoencoderKL | None) -> Components:
+    """A 3-D model to train from scratch, on `vae`'s latents when one is given (its latent channels)."""
+    if not tiny:
+        return scratch_volume_components(text_encoder_path=text_encoder or None, vae=vae)
+    channels = {"latent_channels": vae.config.latent_channels} if vae is not None else {}
+    return tiny_volume_components(seed=seed, **channels)
+
+
+def fit_to_volumes(components: Components, dataset: VolumeTextDataset) -> None:
+    """Record what a 3-D model was trained on in its configs: the volume or patch size (X, Y, Z), generate_volumes'
+    default, after checking each side divides into whole latent and U-Net cells; and in the VAE, the value range
+    and voxel spacing that turn its volumes back into NIfTI (record_volume_data)."""
+    size = dataset.item_shape
+    factor = vae_scale_factor(components)
+    multiple = factor * 2 ** (len(components.unet.config.block_out_channels) - 1)
+    if any(side % multiple for side in size):
+        raise ValueError(
+            f"volumes or patches of {tuple(size)} voxels: each side must be a multiple of {multiple} (VAE and U-Net "
+            "downsampling); set data.patch, e.g. [64, 64, 32]"
+        )
+    components.unet.register_to_config(sample_size=[side // factor for side in size])
+    record_volume_data(components.vae, dataset)
+
+
+def record_volume_data(vae: VolumeAutoencoderKL, dataset: VolumeTextDataset) -> None:
+    """The intensity range and spacing of `dataset` in `vae`'s config; a VAE trained on another range is refused."""
+    value_range = list(dataset.value_range)
+    if vae.config.value_range is not None and list(vae.config.value_range) != value_range:
+        raise ValueError(
+            f"the VAE maps values {list(vae.config.value_range)} onto [-1, 1] but the data's dataset.json says "
+            f"{value_range}; train the VAE on this data's range (medcf train-vae)"
+        )
+    vae.register_to_config(value_range=value_range, spacing_mm=list(dataset.spacing_mm))
+    vae.register_to_config(sample_size=list(dataset.item_shape))

@@ -31,7 +31,9 @@ class PosteriorAutoencoder(torch.nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         posterior = self.vae.encode(pixel_values).latent_dist
         latents = posterior.sample(generator=generator)  # reparameterised z ~ q(z|x), as LDM trains
-        return self.vae.decode(latents).sample, posterior.kl()  # (B, C, H, W), (B,) summed over latent elements
+        # diffusers' kl() sums over (C, h, w): a volume's (B, z) is summed over z too, giving (B,) for both
+        kl = posterior.kl().reshape(len(latents), -1).sum(dim=1)
+        return self.vae.decode(latents).sample, kl  # (B, C, H, W) or (B, C, X, Y, Z), (B,) summed over latents
 
 
 def vae_loss(model: torch.nn.Module, pixel_values: torch.Tensor, *, kl_weight: float, generator=None) -> torch.Tensor:
@@ -138,13 +140,20 @@ def reconstruction_metrics(vae: AutoencoderKL, dataloader: Iterable[dict], *, ma
         pixel_values = pixel_values.to(vae.device, vae.dtype)
         latents = vae.encode(pixel_values).latent_dist.mode()
         reconstruction = vae.decode(latents).sample.clamp(-1, 1)
-        original, reconstructed = (pixel_values.float() + 1) / 2, (reconstruction.float() + 1) / 2
+        original, reconstructed = (_slices(pixel_values.float()) + 1) / 2, (_slices(reconstruction.float()) + 1) / 2
         size = len(pixel_values)  # psnr/ssim average over the batch; weight by size for the mean over images
         totals["psnr"] += psnr(original, reconstructed) * size
         totals["ssim"] += ssim(original, reconstructed) * size
         totals["l1"] += (original - reconstructed).abs().mean().item() * size
         count += size
     return {name: total / count for name, total in totals.items()} | {"images": count}
+
+
+def _slices(images: torch.Tensor) -> torch.Tensor:
+    """Images (B, C, H, W) as they are; volumes (B, C, X, Y, Z) as axial slices (B·Z, C, X, Y), for 2-D metrics."""
+    if images.dim() == 4:
+        return images
+    return images.permute(0, 4, 1, 2, 3).flatten(0, 1)
 
 
 def _pixel_batches(dataloader: Iterable[dict], max_batches: int) -> list[torch.Tensor]:

@@ -18,11 +18,13 @@ from torch.utils.data import DataLoader
 from medcf.config import Config, check_paths, save_config
 from medcf.data import collate_items
 from medcf.figures import panel, save_figure
-from medcf.models import load_vae, save_vae, scratch_vae
+from medcf.models import load_vae, save_vae, scratch_vae, scratch_volume_vae
 from medcf.training.data import HOLDOUT, TRAIN, data_fingerprint
 from medcf.training.record import environment, write_json, write_losses
 from medcf.training.run import make_accelerator, training_datasets
+from medcf.training.setup import record_volume_data
 from medcf.training.vae import latent_scaling_factor, reconstruction_metrics, set_scaling_factor, train_vae
+from medcf.volumes.sampling import mid_axial_slices
 
 PREVIEW_IMAGES = 8
 
@@ -63,6 +65,8 @@ def train_autoencoder(config: Config, run_dir: str | Path, *, progress: bool = T
     )
     if accelerator.is_main_process:
         set_scaling_factor(vae, latent_scaling_factor(vae, loader))
+        if config.model.spatial_dims == 3:  # the HU range and spacing that turn its volumes back into NIfTI
+            record_volume_data(vae, datasets[TRAIN])
         metrics = reconstruction_metrics(vae, evaluation, max_batches=8)
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.yaml")
@@ -92,6 +96,12 @@ def _initial_vae(config: Config):
     if config.model.pretrained:
         return load_vae(config.model.pretrained)
     vae_config = config.vae
+    if config.model.spatial_dims == 3:  # MONAI's 3-D KL autoencoder behind diffusers' interface (models/volume.py)
+        return scratch_volume_vae(
+            tuple(config.data.patch) or (64, 64, 32),
+            latent_channels=vae_config.latent_channels,
+            block_out_channels=tuple(vae_config.block_out_channels),
+        )
     return scratch_vae(
         config.data.resolution,
         latent_channels=vae_config.latent_channels,
@@ -104,6 +114,8 @@ def _write_reconstructions(vae, loader: DataLoader, path: Path) -> Path:
     """Held-out images (top row) over their posterior-mean reconstructions (bottom row)."""
     pixel_values = next(iter(loader))["pixel_values"][:PREVIEW_IMAGES].to(vae.device, vae.dtype)
     reconstruction = vae.decode(vae.encode(pixel_values).latent_dist.mode()).sample.clamp(-1, 1)
+    if pixel_values.dim() == 5:  # volumes: their middle axial slices
+        pixel_values, reconstruction = mid_axial_slices(pixel_values), mid_axial_slices(reconstruction)
     rows = [list(((images.float().mean(dim=1) + 1) / 2).cpu().numpy()) for images in (pixel_values, reconstruction)]
     titles = [[f"image {i + 1}" for i in range(len(rows[0]))], [f"recon. {i + 1}" for i in range(len(rows[0]))]]
     return save_figure(panel(rows, titles, tile=max(96, pixel_values.shape[-1])), path)

@@ -1,0 +1,173 @@
+"""Setting up a model.backend=gan run: the GAN, the same data as diffusion training, optimizers, EMA, resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
+
+from medcf.config import Config, check_paths, config_dict, save_config
+from medcf.models.gan_components import GanComponents, scratch_gan, tiny_gan
+from medcf.training.checkpoint import resume
+from medcf.training.data import HOLDOUT, TRAIN, data_fingerprint
+from medcf.training.gan import GanModules
+from medcf.training.record import environment, write_json
+from medcf.training.run import make_accelerator, read_manifest, training_datasets
+from medcf.training.sampling import sample_prompts
+
+# Adam with β₁ = 0, β₂ = 0.99 for both players (StyleGAN2, Karras et al. 2020): momentum lags the moving
+# opponent; no weight decay.
+ADAM_BETAS = (0.0, 0.99)
+
+
+class GanLoopState:
+    """What the loop needs besides weights to continue exactly: step, noise generator, both loss histories."""
+
+    def __init__(self, seed: int, process_index: int) -> None:
+        self.step = 0
+        self.generator = torch.Generator().manual_seed(seed * 1_000 + process_index)  # z of every step
+        self.generator_losses: list[float] = []
+        self.discriminator_losses: list[float] = []
+
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "generator": self.generator.get_state(),
+            "generator_losses": list(self.generator_losses),
+            "discriminator_losses": list(self.discriminator_losses),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+        self.generator.set_state(state["generator"])
+        self.generator_losses = [float(loss) for loss in state["generator_losses"]]
+        self.discriminator_losses = [float(loss) for loss in state["discriminator_losses"]]
+
+
+@dataclasses.dataclass
+class GanRun:
+    """The objects of one GAN training run, built by `setup_gan_run` and used by the loop."""
+
+    config: Config
+    folder: Path
+    accelerator: Accelerator
+    modules: GanModules
+    state: GanLoopState
+    datasets: dict
+    sample_prompts: list[str]
+    sample_masks: torch.Tensor | None
+
+    @property
+    def gan(self) -> GanComponents:
+        return self.modules.gan
+
+    @property
+    def resumable(self) -> dict[str, object]:
+        """What checkpoints hold besides accelerate's state, saved without pickle (training/resumable.py)."""
+        return {"loop": self.state, "ema": self.modules.ema}
+
+
+def setup_gan_run(config: Config, folder: Path) -> GanRun:
+    """Build the GAN and its data from the config; restore the newest checkpoint of `folder` when there is one."""
+    train_config = config.train
+    check_paths(config)
+    check_gan_options(config, folder)
+    accelerator = make_accelerator(train_config.mixed_precision)
+    gan = build_gan_components(config)
+    datasets = training_datasets(config)
+    if gan.mask_conditioning and not datasets[TRAIN].cohort.has_masks:
+        raise ValueError(f"model.mask_conditioning: {config.data.root} has no mask_path column; turn it off")
+    for module in (gan.generator, gan.discriminator, gan.text_encoder):
+        module.to(accelerator.device)
+    gan.generator.train()
+    gan.discriminator.train()
+    optimizers = [
+        torch.optim.Adam(net.parameters(), lr=train_config.learning_rate, betas=ADAM_BETAS)
+        for net in (gan.generator, gan.discriminator)
+    ]
+    generator, discriminator, *optimizers = accelerator.prepare(gan.generator, gan.discriminator, *optimizers)
+    ema = EMAModel(gan.generator.parameters(), decay=train_config.ema_decay) if train_config.ema_decay > 0 else None
+    modules = GanModules(
+        gan, generator, discriminator, *optimizers, ema, config.gan.r1_gamma, train_config.max_grad_norm
+    )
+    prompts, masks = sample_prompts(
+        datasets.get(HOLDOUT, datasets[TRAIN]), config.sample.num_images, with_masks=gan.mask_conditioning
+    )
+    if config.sample.prompts:
+        prompts = [config.sample.prompts[i % len(config.sample.prompts)] for i in range(len(prompts))]
+    run = GanRun(
+        config,
+        folder,
+        accelerator,
+        modules,
+        GanLoopState(train_config.seed, accelerator.process_index),
+        datasets,
+        prompts,
+        masks,
+    )
+    _start(run)
+    return run
+
+
+def build_gan_components(config: Config) -> GanComponents:
+    """The seeded, untrained GAN a run starts from (model.tiny: toy size, z of 16)."""
+    options = {"sample_size": config.data.resolution, "mask_conditioning": config.model.mask_conditioning}
+    if config.model.tiny:
+        return tiny_gan(seed=config.train.seed, **options)
+    text_encoder = config.model.text_encoder or None
+    return scratch_gan(
+        text_encoder_path=text_encoder, latent_dim=config.gan.latent_dim, seed=config.train.seed, **options
+    )
+
+
+def check_gan_options(config: Config, folder: Path) -> None:
+    """Refuse diffusion-only settings with model.backend=gan, and a folder holding another run."""
+    model, train_config = config.model, config.train
+    if model.pretrained or model.vae:
+        raise ValueError("model.backend=gan trains from scratch: model.pretrained / model.vae are diffusion folders")
+    if train_config.method != "full" or config.data.pairs:
+        raise ValueError(
+            f"train.method={train_config.method}, data.pairs={config.data.pairs!r}: model.backend=gan trains the "
+            "generator and discriminator in full on single images; set train.method=full and data.pairs=''"
+        )
+    if train_config.gradient_accumulation_steps != 1:
+        raise ValueError("model.backend=gan: train.gradient_accumulation_steps must be 1; raise train.batch_size")
+    saved = folder / "config.yaml"
+    if folder.is_dir() and any(folder.iterdir()) and not saved.is_file():
+        raise ValueError(f"{folder} ({folder.resolve()}): a folder of other files, not a medcf run; pass a new --out")
+    if saved.is_file():
+        before, now = yaml.safe_load(saved.read_text()), config_dict(config)
+        for values in (before, now):
+            values["train"].pop("max_steps", None)  # a finished run may be extended with more steps
+        if before != now:
+            raise ValueError(f"{folder}: holds a run with another config; pass a new output folder or the same config")
+
+
+def _start(run: GanRun) -> None:
+    """Resume from the newest complete checkpoint; the main process writes config.yaml and the manifest."""
+    accelerator, folder = run.accelerator, run.folder
+    checkpoint = resume(accelerator, folder / "checkpoints", run.resumable)
+    if accelerator.is_main_process:
+        folder.mkdir(parents=True, exist_ok=True)
+        save_config(run.config, folder / "config.yaml")
+        manifest = read_manifest(folder)
+        manifest.setdefault("data_fingerprint", data_fingerprint(run.datasets[TRAIN].cohort))
+        manifest.setdefault("seed", run.config.train.seed)
+        manifest["backend"] = "gan"
+        manifest["environment"] = environment()
+        manifest["num_processes"] = accelerator.num_processes
+        manifest.setdefault("sessions", []).append(
+            {
+                "command": shlex.join(sys.argv),
+                "start_step": run.state.step,
+                "resumed_from": checkpoint.name if checkpoint else None,
+            }
+        )
+        write_json(folder / "manifest.json", manifest)
+    accelerator.wait_for_everyone()
