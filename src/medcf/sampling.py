@@ -1,10 +1,15 @@
-"""Generating a folder of images from a saved model: PNGs, a grid and a table of what made each one."""
+"""Generating a folder of images from a saved model: PNGs, a grid and a table of what made each one.
+
+A diffusion model samples with its loop (`medcf.generate.generate`); a GAN (model.backend=gan) in one generator
+pass (`medcf.models.gan_generate`). Image i draws its noise from seed + i either way.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +21,17 @@ from medcf.data import read_image, write_png
 from medcf.data.dataset import resize_square
 from medcf.figures import grid, save_figure
 from medcf.generate import generate
-from medcf.models import Components, check_prompt_lengths, has_mask_condition, load_components, vae_scale_factor
+from medcf.models import (
+    Components,
+    GanComponents,
+    check_prompt_lengths,
+    gan_generate,
+    has_mask_condition,
+    is_gan_folder,
+    load_components,
+    load_gan,
+    vae_scale_factor,
+)
 from medcf.models.device import run_settings
 from medcf.models.precision import inference_precision
 
@@ -48,37 +63,43 @@ def generate_to_folder(
     out = new_output_folder(out)
     if not prompts:
         raise ValueError("no prompts given; pass at least one --prompt")
-    components = model if isinstance(model, Components) else load_components(model, device=device)
+    components = _load(model, device)
     check_prompt_lengths(components.tokenizer, list(prompts))
     options = {
         "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale, "scheduler": scheduler,
         "latent_drift": latent_drift,
     }  # fmt: skip
+    gan = isinstance(components, GanComponents)
+    settings = {"backend": "gan"} if gan else {
+        "steps": num_inference_steps, "guidance": guidance_scale, "scheduler": scheduler, "latent drift": latent_drift,
+    }  # fmt: skip
+    sample = partial(_gan_batch, components, prompts, mask, seed) if gan else partial(
+        _batch, components, prompts, mask=mask, seed=seed, **options
+    )  # fmt: skip
+    device = components.generator.device if gan else components.unet.device
     bar = tqdm(total=len(prompts), desc="medcf generate", unit="image", disable=not progress)
-    with atomic_folder(out) as staging, bar, inference_precision(precision, components.unet.device):
-        shown = _write_batches(
-            components, prompts, staging, bar, mask=mask, batch_size=batch_size, seed=seed, **options
-        )
-        settings = {
-            "steps": num_inference_steps, "guidance": guidance_scale, "scheduler": scheduler,
-            "latent drift": latent_drift, "batch size": batch_size, "seed": seed,
-            **run_settings(components.unet.device, precision),
-        }  # fmt: skip
+    with atomic_folder(out) as staging, bar, inference_precision(precision, device):
+        shown = _write_batches(sample, prompts, staging, bar, batch_size=batch_size, seed=seed)
+        settings |= {"batch size": batch_size, "seed": seed, **run_settings(device, precision)}
         (staging / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
         save_figure(grid(shown), staging / "grid.png")  # numbered like the files
     return out
 
 
+def _load(model: str | Path | Components, device: str) -> Components | GanComponents:
+    if isinstance(model, Components):
+        return model
+    return load_gan(model, device=device) if is_gan_folder(model) else load_components(model, device=device)
+
+
 def _write_batches(
-    components: Components,
+    sample: Callable[[int, int], torch.Tensor],
     prompts: Sequence[str],
     staging: Path,
     bar: tqdm,
     *,
-    mask: str | Path | None,
     batch_size: int,
     seed: int,
-    **options: object,
 ) -> list[np.ndarray]:
     """Sample and write the PNGs and prompts.csv batch by batch; returns the first GRID_IMAGES display images."""
     shown: list[np.ndarray] = []
@@ -87,7 +108,7 @@ def _write_batches(
         writer.writerow(["file", "prompt", "seed"])
         for start in range(0, len(prompts), batch_size):
             stop = min(start + batch_size, len(prompts))
-            images = _batch(components, prompts, start, stop, mask, seed, **options)
+            images = sample(start, stop)
             pixels = ((images.mean(dim=1) + 1) / 2).clamp(0, 1).numpy()  # (B, H, W) display [0, 1]
             for index, image in zip(range(start, stop), pixels, strict=True):
                 write_png(staging / f"{index:04d}.png", image)
@@ -98,7 +119,7 @@ def _write_batches(
 
 
 @torch.no_grad()
-def _batch(components: Components, prompts, start: int, stop: int, mask, seed: int, **options) -> torch.Tensor:
+def _batch(components: Components, prompts, start: int, stop: int, *, mask, seed: int, **options) -> torch.Tensor:
     """Images start..stop-1, each from its own seeded noise, so image i is the same whatever the batch size."""
     unet, vae_scale = components.unet, vae_scale_factor(components)
     side = unet.config.sample_size
@@ -108,17 +129,31 @@ def _batch(components: Components, prompts, start: int, stop: int, mask, seed: i
             for index in range(start, stop)
         ]
     )
-    masks = None
-    if has_mask_condition(components):
-        if mask is None:
-            raise ValueError("this model is mask-conditioned; pass --mask with a mask image (white = inside)")
-        pixels = torch.from_numpy((read_image(mask).values > 0).astype("float32"))
-        masks = resize_square(pixels, side * vae_scale, nearest=True)[None, None].repeat(stop - start, 1, 1, 1)
-    elif mask is not None:
-        raise ValueError(f"{mask}: this model takes no mask; drop --mask or use a mask-conditioned model")
+    masks = _masks(mask, has_mask_condition(components), side * vae_scale, stop - start)
     generator = torch.Generator().manual_seed(seed + start)  # stochastic samplers (DDPM) draw from it
     images = generate(components, list(prompts[start:stop]), latents=noise, generator=generator, mask=masks, **options)
     return images.float().cpu()
+
+
+def _gan_batch(gan: GanComponents, prompts, mask, seed: int, start: int, stop: int) -> torch.Tensor:
+    """GAN images start..stop-1, image i from noise z drawn with seed + i (one generator pass)."""
+    latent_dim, side = gan.generator.config.latent_dim, gan.generator.config.sample_size[0]
+    draws = [torch.Generator().manual_seed(seed + index) for index in range(start, stop)]
+    latents = torch.stack([torch.randn(latent_dim, generator=draw) for draw in draws])
+    masks = _masks(mask, gan.mask_conditioning, side, stop - start)
+    return gan_generate(gan, list(prompts[start:stop]), latents=latents, mask=masks).float().cpu()
+
+
+def _masks(mask: str | Path | None, conditioned: bool, side: int, count: int) -> torch.Tensor | None:
+    """The --mask image at `side` px, repeated `count` times, for a mask-conditioned model; refused otherwise."""
+    if not conditioned:
+        if mask is not None:
+            raise ValueError(f"{mask}: this model takes no mask; drop --mask or use a mask-conditioned model")
+        return None
+    if mask is None:
+        raise ValueError("this model is mask-conditioned; pass --mask with a mask image (white = inside)")
+    pixels = torch.from_numpy((read_image(mask).values > 0).astype("float32"))
+    return resize_square(pixels, side, nearest=True)[None, None].repeat(count, 1, 1, 1)
 
 
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (OWASP "CSV injection").

@@ -19,6 +19,7 @@ from medcf.cli.app import (
     parse_drift,
     shipped_model,
 )
+from medcf.cli.backends import counterfactual_other_backend, other_backend
 from medcf.cli.checks import check_options
 
 ImageOption = Annotated[Path, typer.Option("--image", help="PNG, DICOM or NIfTI slice.")]
@@ -116,6 +117,12 @@ def counterfactual_command(
     from medcf.editing.to_folder import counterfactual_to_folder
 
     model = model or shipped_model()
+    if other_backend(model, engine=engine, mask=mask, null_text=null_text, image_guidance=image_guidance):
+        return counterfactual_other_backend(
+            model, image, set_, out, row=row or [], strength=strength, steps=steps, guidance=guidance,
+            drift=parse_drift(drift), residual=residual, index=index, device=device, precision=precision,
+            record_names=record_names, patient_info=patient_info,
+        )  # fmt: skip
 
     folder = counterfactual_to_folder(
         model, image, set_, out, row=row or [], engine=engine, strength=strength, num_inference_steps=steps,

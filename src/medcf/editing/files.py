@@ -93,6 +93,12 @@ def _aligned(mask: tuple[int, int], image: tuple[int, int]) -> bool:
 def clinical_row(image: MedicalImage, fields: Sequence[str]) -> dict[str, object]:
     """The row describing the image: what a DICOM header states, then `field=value` overrides."""
     row = clinical_fields(image.header) if image.provenance.format == "dicom" else {}
+    return {**row, **row_fields(fields)}
+
+
+def row_fields(fields: Sequence[str]) -> dict[str, object]:
+    """`field=value` strings (--row) as a row."""
+    row: dict[str, object] = {}
     for field in fields:
         key, separator, value = field.partition("=")
         if not separator or not key.strip():
