@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from medcf.config import Config, apply_override, check_paths, config_dict, load_config, save_config
+from medcf.config import Config, apply_override, config_dict, load_config, save_config
+from medcf.config_checks import check_paths
 
 EXAMPLE = Path(__file__).parents[1] / "configs" / "example.yaml"
 

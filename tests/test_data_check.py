@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from medcf.config import ADAPTER_NAMES, check_paths, load_config
+from medcf.config import load_config
+from medcf.config_checks import ADAPTER_NAMES, check_paths
 from medcf.data.adapters.registry import ADAPTERS, open_dataset
 from medcf.data.split import train_holdout
 from medcf.training.data import HOLDOUT, TRAIN, load_cohorts
@@ -28,10 +29,10 @@ def damaged_root(cxr_synth_root: Path, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_the_light_names_in_config_are_those_of_the_data_layer() -> None:
-    from medcf import config
+    from medcf import config_checks
     from medcf.data import verify
 
-    assert tuple(ADAPTERS) == ADAPTER_NAMES and config.BAD_FILE_POLICIES == verify.BAD_FILE_POLICIES
+    assert tuple(ADAPTERS) == ADAPTER_NAMES and config_checks.BAD_FILE_POLICIES == verify.BAD_FILE_POLICIES
 
 
 def test_data_check_names_the_broken_file_and_reports_what_training_reads(damaged_root, tmp_path) -> None:

@@ -19,7 +19,8 @@ ALLOWED: dict[str, set[str]] = {
     "atomic": set(),
     "figures": {"atomic"},
     "report": {"atomic"},
-    "config": set(),
+    "config_checks": {"config"},  # the Config type only, under TYPE_CHECKING (config imports the checks)
+    "config": {"config_checks"},
     "pretrained": LOWER,
     "prompts": set(),
     "metrics": set(),
@@ -29,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "sampling": LOWER | {"generate"},
     "inversion": LOWER | {"generate"},
     "volumes": LOWER | {"generate", "inversion"},  # 3-D sampling, inversion and counterfactuals
-    "training": LOWER | {"generate", "volumes", "config"},
+    "training": LOWER | {"generate", "volumes", "config", "config_checks"},
     "classifier": LOWER,
     "editing": LOWER | {"generate", "inversion", "volumes", "training"},
     "attribution": LOWER | {"generate", "inversion", "training", "editing", "classifier"},

@@ -9,7 +9,7 @@ import typer
 
 from medcf.cli.app import SeedOption, app, echo
 from medcf.cli.checks import check_options
-from medcf.config import ADAPTER_NAMES
+from medcf.config_checks import ADAPTER_NAMES
 
 data_app = typer.Typer(help="Check a dataset download before training on it.", no_args_is_help=True)
 app.add_typer(data_app, name="data")

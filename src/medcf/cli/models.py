@@ -49,7 +49,8 @@ def train(
 
 
 def _checked_config(path: Path | None, overrides: list[str] | None):
-    from medcf.config import check_paths, load_config
+    from medcf.config import load_config
+    from medcf.config_checks import check_paths
     from medcf.data.row_filter import parse_row_filter
 
     config = load_config(path, overrides or [])

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from medcf.data.cohort import EXAMPLES_SHOWN, Cohort
 from medcf.data.io import read_image
 
-BAD_FILE_POLICIES = ("error", "skip", "unchecked")  # medcf.config repeats them for its checks (a test keeps both)
+BAD_FILE_POLICIES = ("error", "skip", "unchecked")  # medcf.config_checks repeats them (a test keeps both equal)
 
 
 @dataclass(frozen=True)

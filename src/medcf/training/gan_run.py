@@ -12,7 +12,8 @@ import yaml
 from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 
-from medcf.config import Config, check_paths, config_dict, save_config
+from medcf.config import Config, config_dict, save_config
+from medcf.config_checks import check_paths
 from medcf.models.gan_components import GanComponents, scratch_gan, tiny_gan
 from medcf.training.checkpoint import resume
 from medcf.training.data import HOLDOUT, TRAIN, data_fingerprint

@@ -15,7 +15,8 @@ from accelerate import Accelerator
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 
-from medcf.config import Config, check_paths, config_dict, save_config
+from medcf.config import Config, config_dict, save_config
+from medcf.config_checks import check_paths
 from medcf.data import ImageTextDataset
 from medcf.generate import drift_tensor
 from medcf.models import Components, has_mask_condition

@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from medcf.config import Config, check_paths, save_config
+from medcf.config import Config, save_config
+from medcf.config_checks import check_paths
 from medcf.data import collate_items
 from medcf.figures import panel, save_figure
 from medcf.models import load_vae, save_vae, scratch_vae, scratch_volume_vae
