@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shlex
-import sys
 from pathlib import Path
 
 import torch
@@ -12,14 +10,12 @@ import yaml
 from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 
-from medcf.config import Config, config_dict, save_config
+from medcf.config import Config, config_dict
 from medcf.config_checks import check_paths
 from medcf.models.gan_components import GanComponents, scratch_gan, tiny_gan
-from medcf.training.checkpoint import resume
-from medcf.training.data import HOLDOUT, TRAIN, data_fingerprint
+from medcf.training.data import HOLDOUT, TRAIN
 from medcf.training.gan import GanModules
-from medcf.training.record import environment, write_json
-from medcf.training.run import make_accelerator, read_manifest, training_datasets
+from medcf.training.run import make_accelerator, start_run, training_datasets
 from medcf.training.sampling import sample_prompts
 
 # Adam with β₁ = 0, β₂ = 0.99 for both players (StyleGAN2, Karras et al. 2020): momentum lags the moving
@@ -151,24 +147,4 @@ def check_gan_options(config: Config, folder: Path) -> None:
 
 
 def _start(run: GanRun) -> None:
-    """Resume from the newest complete checkpoint; the main process writes config.yaml and the manifest."""
-    accelerator, folder = run.accelerator, run.folder
-    checkpoint = resume(accelerator, folder / "checkpoints", run.resumable)
-    if accelerator.is_main_process:
-        folder.mkdir(parents=True, exist_ok=True)
-        save_config(run.config, folder / "config.yaml")
-        manifest = read_manifest(folder)
-        manifest.setdefault("data_fingerprint", data_fingerprint(run.datasets[TRAIN].cohort))
-        manifest.setdefault("seed", run.config.train.seed)
-        manifest["backend"] = "gan"
-        manifest["environment"] = environment()
-        manifest["num_processes"] = accelerator.num_processes
-        manifest.setdefault("sessions", []).append(
-            {
-                "command": shlex.join(sys.argv),
-                "start_step": run.state.step,
-                "resumed_from": checkpoint.name if checkpoint else None,
-            }
-        )
-        write_json(folder / "manifest.json", manifest)
-    accelerator.wait_for_everyone()
+    start_run(run, {"backend": "gan"})

@@ -62,7 +62,7 @@ def _split(value: Any, tensors: dict[str, torch.Tensor], path: str) -> dict:
 
 
 def _join(node: dict, tensors: dict[str, torch.Tensor]) -> Any:
-    (kind, content), = node.items()
+    ((kind, content),) = node.items()
     if kind == "tensor":
         return tensors[content]
     if kind == "dict":

@@ -309,7 +309,12 @@ def _sample_spec(config: Config, datasets: dict, with_masks: bool) -> SampleSpec
 
 
 def _start(run: Run) -> None:
-    """Resume from the newest complete checkpoint; the main process writes config.yaml and the manifest."""
+    start_run(run, {"encoding_cache": run.encodings_note, "memory": run.memory})
+
+
+def start_run(run: Run, entries: dict[str, object]) -> None:
+    """Resume from the newest complete checkpoint; the main process writes config.yaml and the manifest (`entries`,
+    the environment, and this session). `run`: this module's Run or the GAN's (training/gan_run.py)."""
     accelerator, folder = run.accelerator, run.folder
     checkpoint = resume(accelerator, folder / "checkpoints", run.resumable)
     if accelerator.is_main_process:
@@ -318,8 +323,7 @@ def _start(run: Run) -> None:
         manifest = read_manifest(folder)
         manifest.setdefault("data_fingerprint", data_fingerprint(run.datasets[TRAIN].cohort))
         manifest.setdefault("seed", run.config.train.seed)
-        manifest["encoding_cache"] = run.encodings_note
-        manifest["memory"] = run.memory
+        manifest |= entries
         manifest["environment"] = environment()
         manifest["num_processes"] = accelerator.num_processes
         manifest.setdefault("sessions", []).append(
