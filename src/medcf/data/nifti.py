@@ -156,6 +156,11 @@ def write_nifti(path: str | Path, pixels: np.ndarray, like: MedicalImage) -> Pat
     image.header.set_xyzt_units(*source.header.get_xyzt_units())
     image.header["descrip"] = SYNTHETIC.encode()
     image.header["cal_min"], image.header["cal_max"] = center - width / 2, center + width / 2
+    return save_nifti(image, path)
+
+
+def save_nifti(image: nib.Nifti1Image, path: str | Path) -> Path:
+    """Write `image` to `path` (.nii or .nii.gz) atomically: complete or not at all."""
     suffix = ".nii.gz" if str(path).lower().endswith(".gz") else ".nii"
     with atomic_path(path) as temporary:
         staged = temporary.with_name(temporary.name + suffix)  # nibabel picks compression by suffix

@@ -20,10 +20,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from medcf.atomic import atomic_path
 from medcf.data.cohort import EXAMPLES_SHOWN, Cohort
 from medcf.data.dataset import _plain_row
-from medcf.data.nifti import SYNTHETIC
+from medcf.data.nifti import SYNTHETIC, save_nifti
 from medcf.prompts import PromptTemplate
 
 RAS = nib.orientations.axcodes2ornt(("R", "A", "S"))
@@ -94,15 +93,7 @@ def _save(path: str | Path, data: np.ndarray, affine: np.ndarray, codes: tuple[i
     image.header.set_xyzt_units(*units)
     image.header.set_slope_inter(1, 0)
     image.header["descrip"] = SYNTHETIC.encode()
-    suffix = ".nii.gz" if str(path).lower().endswith(".gz") else ".nii"
-    with atomic_path(path) as temporary:
-        staged = temporary.with_name(temporary.name + suffix)  # nibabel picks compression by suffix
-        try:
-            nib.save(image, staged)
-            staged.replace(temporary)
-        finally:
-            staged.unlink(missing_ok=True)
-    return Path(path)
+    return save_nifti(image, path)
 
 
 class VolumeTextDataset(Dataset):
