@@ -42,8 +42,7 @@ def ddim_invert(
         latent_drift=latent_drift,
         mask=mask,
     )
-    drift = drift_tensor(latent_drift, latent_channels(components)).to(trajectory[-1])
-    return trajectory[-1] - drift  # the sampler starts from noise + δ
+    return trajectory[-1] - latent_drift_like(latent_drift, components, trajectory[-1])  # sampling starts at noise + δ
 
 
 @torch.no_grad()
@@ -69,7 +68,7 @@ def ddim_inversion_trajectory(
         raise ValueError(f"{len(prompts)} prompts for {len(latents)} latents: give one source prompt per image")
     unet = components.unet
     device, dtype = unet.device, unet.dtype
-    drift = drift_tensor(latent_drift, latent_channels(components)).to(device, dtype)
+    drift = latent_drift_like(latent_drift, components, latents).to(device, dtype)
     vae_scale = vae_scale_factor(components)
     image_size = (latents.shape[-2] * vae_scale, latents.shape[-1] * vae_scale)
     condition = mask_condition(components, mask, tuple(latents.shape), image_size)
@@ -92,6 +91,14 @@ def ddim_inversion_trajectory(
         sample = (latents - (1 - alpha_prev).sqrt() * noise) / alpha_prev.sqrt()  # x̂₀
         trajectory.append(alpha_t.sqrt() * sample + (1 - alpha_t).sqrt() * noise)
     return trajectory
+
+
+def latent_drift_like(
+    latent_drift: float | Sequence[float], components: Components, latents: torch.Tensor
+) -> torch.Tensor:
+    """δ as (1, C, 1, …) broadcast over `latents` of any spatial rank: images (B, C, h, w), volumes (B, C, x, y, z)."""
+    drift = drift_tensor(latent_drift, latent_channels(components))
+    return drift.reshape(1, -1, *[1] * (latents.dim() - 2)).to(latents.device, latents.dtype)
 
 
 def inversion_steps(num_inference_steps: int, strength: float) -> int:
