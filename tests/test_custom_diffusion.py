@@ -18,7 +18,7 @@ from medcf.models import Components, encode_prompts, save_components, tiny_compo
 from medcf.training import train as train_run
 from medcf.training.custom_diffusion import CUSTOM_DIFFUSION_WEIGHT_NAME, cross_attentions
 from medcf.training.methods import after_optimizer_step, export_method, prepare_method
-from medcf.training.run import _method_options
+from medcf.training.options import method_options
 from medcf.training.setup import build_components
 from medcf.training.textual_inversion import LEARNED_EMBEDS_NAME
 from test_training_methods import PARTS, changed, prompt, snapshot, train, trainable
@@ -185,22 +185,22 @@ def test_export_loads_in_vanilla_diffusers_and_with_the_custom_diffusion_loader(
 
 
 def test_options_are_checked_before_training() -> None:
-    options = _method_options(load_config(None, ["train.method=custom-diffusion"]))
+    options = method_options(load_config(None, ["train.method=custom-diffusion"]))
     assert options == {}  # no modifier token: nothing for the text encoder
     modifier = ["train.method=custom-diffusion", "train.modifier_token=true", "train.placeholder_token=<v>"]
-    options = _method_options(load_config(None, [*modifier, "train.instance_prompt=<v> {prompt}"]))
+    options = method_options(load_config(None, [*modifier, "train.instance_prompt=<v> {prompt}"]))
     shadow = {"initializer_token": "shadow"}
     assert options == {"placeholder_token": "<v>", **shadow}
-    assert _method_options(load_config(None, modifier)) == options  # '' means '<v> {prompt}'
+    assert method_options(load_config(None, modifier)) == options  # '' means '<v> {prompt}'
     with pytest.raises(ValueError, match=r"lacks the placeholder '<v>'; e.g. --set 'train.instance_prompt=<v> \{"):
-        _method_options(load_config(None, [*modifier, "train.instance_prompt={prompt}"]))
+        method_options(load_config(None, [*modifier, "train.instance_prompt={prompt}"]))
     with pytest.raises(ValueError, match="train.modifier_token is Custom Diffusion's.*train.method=custom-diffusion"):
-        _method_options(load_config(None, ["train.method=lora", "train.modifier_token=true"]))
+        method_options(load_config(None, ["train.method=lora", "train.modifier_token=true"]))
     components = tiny_components()
     prepare_method(components, "custom-diffusion")
     after_optimizer_step(components, "custom-diffusion")  # without V*: nothing to restore, no error
     suite = {run.name: run for run in suite_runs(SIZES["quick"])}["Custom Diffusion, δ=0.1"]
-    assert _method_options(load_config(None, suite.overrides)) == {"placeholder_token": "<medcf>", **shadow}
+    assert method_options(load_config(None, suite.overrides)) == {"placeholder_token": "<medcf>", **shadow}
 
 
 def test_training_run_with_latent_drift_writes_a_diffusers_model(tmp_path: Path, cxr_synth_root: Path) -> None:

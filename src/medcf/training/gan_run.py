@@ -6,15 +6,15 @@ import dataclasses
 from pathlib import Path
 
 import torch
-import yaml
 from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 
-from medcf.config import Config, config_dict
+from medcf.config import Config
 from medcf.config_checks import check_paths
 from medcf.models.gan_components import GanComponents, scratch_gan, tiny_gan
 from medcf.training.data import HOLDOUT, TRAIN
 from medcf.training.gan import GanModules
+from medcf.training.options import check_run_folder
 from medcf.training.run import make_accelerator, start_run, training_datasets
 from medcf.training.sampling import sample_prompts
 
@@ -135,15 +135,7 @@ def check_gan_options(config: Config, folder: Path) -> None:
         )
     if train_config.gradient_accumulation_steps != 1:
         raise ValueError("model.backend=gan: train.gradient_accumulation_steps must be 1; raise train.batch_size")
-    saved = folder / "config.yaml"
-    if folder.is_dir() and any(folder.iterdir()) and not saved.is_file():
-        raise ValueError(f"{folder} ({folder.resolve()}): a folder of other files, not a medcf run; pass a new --out")
-    if saved.is_file():
-        before, now = yaml.safe_load(saved.read_text()), config_dict(config)
-        for values in (before, now):
-            values["train"].pop("max_steps", None)  # a finished run may be extended with more steps
-        if before != now:
-            raise ValueError(f"{folder}: holds a run with another config; pass a new output folder or the same config")
+    check_run_folder(config, folder)
 
 
 def _start(run: GanRun) -> None:

@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 import torch
-import yaml
 from accelerate import Accelerator
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 
-from medcf.config import Config, config_dict, save_config
+from medcf.config import Config, save_config
 from medcf.config_checks import check_paths
 from medcf.data import ImageTextDataset
 from medcf.generate import drift_tensor
@@ -27,6 +26,7 @@ from medcf.training.data import HOLDOUT, TRAIN, data_fingerprint, load_cohorts, 
 from medcf.training.encodings import EncodingCache, build_encoding_cache
 from medcf.training.memory import check_memory_options, enable_gradient_checkpointing, make_optimizer, memory_summary
 from medcf.training.methods import prepare_method
+from medcf.training.options import check_options, method_options
 from medcf.training.prior import generate_class_images
 from medcf.training.record import (
     environment,
@@ -77,7 +77,7 @@ def setup_run(config: Config, folder: Path) -> Run:
     if train_config.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise ValueError("train.mixed_precision=fp16 needs a GPU; use bf16 or no on CPU")
     accelerator = make_accelerator(train_config.mixed_precision, train_config.gradient_accumulation_steps)
-    _check_options(config, accelerator, folder)
+    check_options(config, accelerator, folder)
     components = build_components(
         **dataclasses.asdict(config.model),
         resolution=data_config.resolution,
@@ -89,7 +89,7 @@ def setup_run(config: Config, folder: Path) -> Run:
     datasets = training_datasets(config)
     if config.model.spatial_dims == 3:
         fit_to_volumes(components, datasets[TRAIN])
-    parameters = prepare_method(components, train_config.method, **_method_options(config))
+    parameters = prepare_method(components, train_config.method, **method_options(config))
     _check_prompts(config, components, datasets[TRAIN])  # after prepare_method: the placeholder is a token now
     checkpointed = enable_gradient_checkpointing(components) if train_config.gradient_checkpointing else []
     prior = _prior(components, config) if train_config.uses_prior else None
@@ -154,35 +154,6 @@ def make_accelerator(mixed_precision: str, gradient_accumulation_steps: int = 1)
     return accelerator
 
 
-def _check_options(config: Config, accelerator: Accelerator, folder: Path) -> None:
-    """Refuse combinations that cannot work, before any model is built."""
-    if config.train.uses_prior and config.model.mask_conditioning:
-        method = config.train.method
-        raise ValueError(f"train.method={method}: class images have no masks; turn model.mask_conditioning off")
-    instruct, pairs = config.train.method == "instruct-pix2pix", config.data.pairs
-    if instruct != bool(pairs):
-        raise ValueError(
-            "train.method=instruct-pix2pix trains on image pairs: set data.pairs (counterfactuals, longitudinal or a "
-            "CSV)"
-            if instruct
-            else f"data.pairs={pairs!r} is for train.method=instruct-pix2pix; set that or drop it"
-        )
-    if instruct and (config.model.mask_conditioning or config.train.uses_prior):
-        raise ValueError("train.method=instruct-pix2pix reads a source image, not masks or class images")
-    if config.train.train_vae_decoder and accelerator.num_processes > 1:
-        raise ValueError("train.train_vae_decoder runs in one process only; launch without accelerate multi-process")
-    saved = folder / "config.yaml"
-    if folder.is_dir() and any(folder.iterdir()) and not saved.is_file():  # its own run resumes; nothing else
-        raise ValueError(f"{folder} ({folder.resolve()}): a folder of other files, not a medcf run; pass a new --out")
-    if saved.is_file():
-        before = yaml.safe_load(saved.read_text())
-        now = config_dict(config)
-        for values in (before, now):
-            values["train"].pop("max_steps", None)  # a finished run may be extended with more steps
-        if before != now:
-            raise ValueError(f"{folder}: holds a run with another config; pass a new output folder or the same config")
-
-
 def training_datasets(config: Config) -> dict:
     """{"train": dataset[, "holdout": dataset]} of the config's data, split by patient (volumes when 3-D)."""
     data_config, volumes = config.data, config.model.spatial_dims == 3
@@ -209,41 +180,6 @@ def training_datasets(config: Config) -> dict:
         name: training_dataset(cohort, resolution=data_config.resolution, **options)
         for name, cohort in cohorts.items()
     }
-
-
-def _method_options(config: Config) -> dict:
-    train_config = config.train
-    if train_config.modifier_token and train_config.method != "custom-diffusion":
-        raise ValueError(
-            f"train.modifier_token is Custom Diffusion's new word, not {train_config.method}'s; "
-            "set train.method=custom-diffusion or train.modifier_token=false"
-        )
-    if train_config.method == "custom-diffusion" and not train_config.modifier_token:
-        return {}
-    if train_config.method == "full":
-        return {
-            "train_text_encoder": train_config.train_text_encoder,
-            "train_vae_decoder": train_config.train_vae_decoder,
-        }
-    if train_config.method == "lora":
-        return {
-            "rank": train_config.lora_rank,
-            "alpha": train_config.lora_alpha,
-            "train_text_encoder": train_config.train_text_encoder,
-        }
-    if train_config.method in ("textual-inversion", "custom-diffusion"):  # custom-diffusion: with modifier_token
-        if train_config.placeholder_token not in train_config.instance_template:
-            token = train_config.placeholder_token
-            raise ValueError(
-                f"train.instance_prompt={train_config.instance_prompt!r} lacks the placeholder {token!r}; e.g. "
-                f"--set 'train.instance_prompt={token} {{prompt}}' (first, where the text encoder's window never cuts "
-                "it off), which '' also means"
-            )
-        return {
-            "placeholder_token": train_config.placeholder_token,
-            "initializer_token": train_config.initializer_token,
-        }
-    return {"train_text_encoder": train_config.train_text_encoder}
 
 
 def _check_prompts(config: Config, components: Components, dataset: ImageTextDataset) -> None:
