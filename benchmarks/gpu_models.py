@@ -14,7 +14,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from medcf.models import Components
-from medcf.models.components import MAX_PROMPT_TOKENS, _minilm_tokenizer, training_scheduler
+from medcf.models.components import MAX_PROMPT_TOKENS, training_scheduler
+from medcf.models.scratch import minilm_tokenizer
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ SHAPES = {
 
 def random_components(shape: str, *, seed: int = 0) -> Components:
     """SD's five parts at `shape` ("sd15" or "tiny") with seeded random weights, on the CPU, in fp32."""
-    sizes, tokenizer = SHAPES[shape], _minilm_tokenizer()  # the tokenizer of medcf's tiny models
+    sizes, tokenizer = SHAPES[shape], minilm_tokenizer()  # the tokenizer of medcf's tiny models
     blocks = len(sizes["vae"]["block_out_channels"])
     with torch.random.fork_rng():
         torch.manual_seed(seed)

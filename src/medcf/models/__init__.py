@@ -2,15 +2,10 @@
 
 from medcf.models.components import (
     Components,
-    conditioning_options,
     load_components,
     load_vae,
-    minilm_path,
     save_components,
     save_vae,
-    scratch_components,
-    scratch_vae,
-    tiny_components,
 )
 from medcf.models.export import export_model, folder_megabytes
 from medcf.models.gan_components import (
@@ -32,6 +27,8 @@ from medcf.models.latents import (
     scaled_latents,
     vae_scale_factor,
 )
+from medcf.models.scratch import conditioning_options, scratch_components, scratch_vae, tiny_components
+from medcf.models.shared_text_encoder import minilm_path
 from medcf.models.text import check_edit_survives_truncation, check_prompt_lengths, encode_prompts
 from medcf.models.volume import VolumeAutoencoderKL, VolumeUNet, is_volume_folder, is_volume_model
 from medcf.models.volume_components import scratch_volume_components, scratch_volume_vae, tiny_volume_components

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from medcf.models.components import MAX_PROMPT_TOKENS, Components, tiny_components, training_scheduler
+from medcf.models.components import MAX_PROMPT_TOKENS, Components, training_scheduler
+from medcf.models.scratch import tiny_components
 from medcf.models.shared_text_encoder import minilm_path
 from medcf.models.volume import VolumeAutoencoderKL, VolumeUNet
 
