@@ -13,7 +13,8 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from medcf.attribution.to_folder import attribute_to_folder, effect_to_folder
+from medcf.attribution.effect_folder import effect_to_folder
+from medcf.attribution.to_folder import attribute_to_folder
 from medcf.classifier import fit_classifier, save_classifier
 from medcf.data import read_image, write_png
 from medcf.data.dicom import clinical_fields

@@ -6,7 +6,9 @@ shifts lung intensity. Here a pair sampler yields the pairs (a diffusion model, 
 check the estimator against), and the summary is the mean shift inside an anatomy mask with a percentile
 bootstrap confidence interval over pairs (Efron & Tibshirani 1993, §13.3).
 
-Units: differences are in display units, 1 = black to white, i.e. half a difference in the model range [-1, 1].
+Units: by default differences are in display units, 1 = black to white, i.e. half a difference in the model range
+[-1, 1]; a volume model trained on a value range (e.g. [-1024, 1024] HU) reports them in its units instead.
+Images and volumes alike: the maps and mask are (H, W) or (X, Y, Z).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ ATTRIBUTE_CONTRASTS: dict[str, tuple[str, str]] = {
 _EDITED_FIELD = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\+=|-=|=)")
 BOOTSTRAP_BLOCK = 256  # resamples drawn at once, so memory stays O(block · n) for any n_bootstrap
 
-# Pair indices → (images_low, images_high), each (B, 1, H, W) in [-1, 1], B = len(indices). Pair i must
+DISPLAY_UNITS = "display units"
+# Pair indices → (images_low, images_high), each (B, 1, *spatial) in [-1, 1], B = len(indices). Pair i must
 # depend only on i, never on which batch it came in, so results do not change with the batch size.
 SamplePairs = Callable[[range], tuple[torch.Tensor, torch.Tensor]]
 
@@ -67,14 +70,14 @@ def matched_rows(
 
 @dataclass(frozen=True)
 class EffectResult:
-    """The population effect of one attribute contrast, in display units (model range / 2)."""
+    """The population effect of one attribute contrast, in `units` (display units: model range / 2)."""
 
     attribute: str
     low: str  # edit text of the reference images, e.g. "smoking=never"
     high: str  # edit text of the changed images; every difference is high − low
-    effect_map: np.ndarray  # (H, W) float64, mean signed difference over pairs
-    mean_low: np.ndarray  # (H, W) mean low image in [0, 1], the background of figures
-    mean_high: np.ndarray  # (H, W)
+    effect_map: np.ndarray  # (H, W) or (X, Y, Z) float64, mean signed difference over pairs
+    mean_low: np.ndarray  # same shape, mean low image in value_range, the background of figures
+    mean_high: np.ndarray
     pair_shifts: np.ndarray  # (n,) mean difference inside the anatomy mask, one per pair
     outside_shifts: np.ndarray  # (n,) mean difference outside the mask: the contrast, ~0 for a local effect
     interval: tuple[float, float]  # percentile bootstrap CI of the mean shift over pairs
@@ -82,6 +85,8 @@ class EffectResult:
     n_bootstrap: int
     seed: int  # of the bootstrap's numpy Generator
     inside_fraction: float  # Σ|effect| inside the mask / Σ|effect|; NaN for an all-zero map
+    units: str = DISPLAY_UNITS  # e.g. "HU"
+    value_range: tuple[float, float] = (0.0, 1.0)  # what the model range [-1, 1] maps onto
 
     @property
     def n(self) -> int:
@@ -95,6 +100,13 @@ class EffectResult:
     @property
     def outside_shift(self) -> float:
         return float(self.outside_shifts.mean())
+
+    @property
+    def units_note(self) -> str:
+        if self.units == DISPLAY_UNITS:
+            return "display units: 1 = black to white (model range [-1, 1] / 2)"
+        low, high = self.value_range
+        return f"{self.units}: the model range [-1, 1] is [{low:g}, {high:g}] {self.units}"
 
     def summary(self) -> dict[str, object]:
         """Every scalar of the result, for effect.json and the report (NaN as None)."""
@@ -112,7 +124,7 @@ class EffectResult:
             "outside_shift": self.outside_shift,
             "inside_fraction": self.inside_fraction,
             "max_abs_effect": float(np.abs(self.effect_map).max()),
-            "units": "display units: 1 = black to white (model range [-1, 1] / 2)",
+            "units": self.units_note,
         }
         return {key: None if isinstance(value, float) and np.isnan(value) else value for key, value in values.items()}
 
@@ -149,11 +161,14 @@ def population_effect(
     n_bootstrap: int = 2000,
     confidence: float = 0.95,
     progress: bool = True,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    units: str = DISPLAY_UNITS,
 ) -> EffectResult:
     """Average `n` matched pairs from `sample_pairs` into an effect map and a mean shift inside `anatomy_mask`.
 
-    anatomy_mask: (H, W) bool at the image size, e.g. the population lung atlas (`cohort_anatomy_mask`).
+    anatomy_mask: (H, W) or (X, Y, Z) bool at the image size, e.g. the population lung atlas (`cohort_anatomy_mask`).
     `low`/`high` name the edits `sample_pairs` applies (defaults: ATTRIBUTE_CONTRASTS); they label the result.
+    value_range, units: the model range [-1, 1] is reported as value_range in `units`, e.g. (-1024, 1024), "HU".
     """
     low, high = contrast(attribute, low=low, high=high)
     mask = _check_mask(anatomy_mask)
@@ -164,9 +179,9 @@ def population_effect(
     bar = tqdm(total=n, desc=f"medcf effect {attribute}", unit="pair", disable=not progress)
     for start in range(0, n, batch_size):
         indices = range(start, min(start + batch_size, n))
-        pair = np.stack([_display(images, len(indices), mask.shape) for images in sample_pairs(indices)])
+        pair = np.stack([_values(images, len(indices), mask.shape, value_range) for images in sample_pairs(indices)])
         sums += pair.sum(axis=1)
-        difference = pair[1] - pair[0]  # (B, H, W)
+        difference = pair[1] - pair[0]  # (B, *spatial)
         inside.append(difference[:, mask].mean(axis=1))
         outside.append(difference[:, ~mask].mean(axis=1))
         bar.update(len(indices))
@@ -188,31 +203,34 @@ def population_effect(
         n_bootstrap=n_bootstrap,
         seed=seed,
         inside_fraction=_inside_fraction(effect_map, mask),
+        units=units,
+        value_range=(float(value_range[0]), float(value_range[1])),
     )
 
 
 def _check_mask(anatomy_mask: np.ndarray) -> np.ndarray:
     mask = np.asarray(anatomy_mask)
-    if mask.ndim != 2:
-        raise ValueError(f"anatomy_mask has shape {mask.shape}; pass one (H, W) mask at the image size")
+    if mask.ndim not in (2, 3):
+        raise ValueError(f"anatomy_mask has shape {mask.shape}; pass one (H, W) or (X, Y, Z) mask at the image size")
     mask = mask > 0.5
     if mask.all() or not mask.any():
         raise ValueError("anatomy_mask is all inside or all outside; the shift needs pixels on both sides of it")
     return mask
 
 
-def _display(images: torch.Tensor, count: int, size: tuple[int, ...]) -> np.ndarray:
-    """Images (B, 1, H, W) in [-1, 1] → (B, H, W) float64 in [0, 1], checked against the batch asked for."""
+def _values(images: torch.Tensor, count: int, size: tuple[int, ...], value_range: tuple[float, float]) -> np.ndarray:
+    """Images (B, 1, *size) in [-1, 1] → (B, *size) float64 in value_range, checked against the batch asked for."""
     expected = (count, 1, *size)
     if tuple(images.shape) != expected:
         raise ValueError(
             f"sample_pairs gave images of shape {tuple(images.shape)}; expected {expected} "
-            "(one grey image per pair index, at the anatomy mask's size)"
+            "(one grey image or volume per pair index, at the anatomy mask's size)"
         )
     pixels = images.detach().double().cpu().numpy()[:, 0]
     if pixels.min() < -1 or pixels.max() > 1:
         raise ValueError("sample_pairs gave images outside [-1, 1]; return them in the model range")
-    return (pixels + 1.0) / 2.0
+    low, high = value_range
+    return low + (pixels + 1.0) / 2.0 * (high - low)
 
 
 def _inside_fraction(effect_map: np.ndarray, mask: np.ndarray) -> float:

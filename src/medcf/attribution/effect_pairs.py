@@ -1,23 +1,25 @@
 """Matched-pair samplers for population effect maps, and the semi-synthetic cohort's rows and anatomy atlas.
 
-`diffusion_pairs` asks a model for the pairs (DGM-VLC, Xing et al. 2024: same noise, prompts differing in one
-attribute); `cohort_pairs` renders the same subjects with the ground-truth renderer, the answer the model's map
-should approach. Both return a `SamplePairs` in which pair i depends on (seed, i) only.
+`diffusion_pairs` (2-D or 3-D models) and `gan_pairs` ask a model for the pairs (DGM-VLC, Xing et al. 2024: same
+noise, prompts differing in one attribute); `cohort_pairs` renders the same subjects with the ground-truth renderer,
+the answer the model's map should approach. All return a `SamplePairs` in which pair i depends on (seed, i) only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from medcf.attribution.effect import SamplePairs, contrast
 from medcf.data.synthetic.kinds import get_kind
+from medcf.data.volume import to_unit_range
 from medcf.generate import generate
-from medcf.models import Components, latent_channels, vae_scale_factor
+from medcf.models import Components, GanComponents, gan_generate, is_volume_model, latent_channels, vae_scale_factor
 from medcf.prompts import PromptTemplate, apply_edit
 from medcf.training.drift_search import as_grey
+from medcf.volumes.sampling import generate_volumes, latent_shape
 
 # Samplers whose steps draw no noise: with ddpm the step noise of a batch would differ between the two
 # images of a pair and change with the batch size, so pairs would no longer be matched.
@@ -41,45 +43,83 @@ def diffusion_pairs(
     scheduler: str = "ddim",
     latent_drift: float | Sequence[float] = 0.0,
     seed: int = 0,
-    size: int | None = None,
+    size: int | Sequence[int] | None = None,
     mask: torch.Tensor | None = None,
 ) -> SamplePairs:
     """Pairs generated from rows_low[i] and rows_high[i] with the same initial noise (seeded by (seed, i)).
 
     A "diverse" template renders in its "simple" wording (`for_editing`), so the two prompts differ in the
-    attribute's words only. `size` defaults to the model's; `mask` (H, W) in {0, 1} is required by, and only
-    by, mask-conditioned models, and is shared by every pair.
+    attribute's words only. `size` defaults to the model's: a side in pixels for an image model, (X, Y, Z) voxels
+    for a volume model; `mask` (H, W) in {0, 1} is required by, and only by, mask-conditioned 2-D models, and is
+    shared by every pair.
     """
-    if len(rows_low) != len(rows_high):
-        raise ValueError(f"{len(rows_low)} low rows but {len(rows_high)} high rows; build them with matched_rows")
+    _check_pairs(rows_low, rows_high)
     if scheduler not in DETERMINISTIC_SCHEDULERS:
         raise ValueError(
             f"scheduler={scheduler!r} draws noise at every step, so the two images of a pair would differ by more "
             f"than the attribute; use one of {DETERMINISTIC_SCHEDULERS}"
         )
-    vae_scale = vae_scale_factor(components)
-    side = size or components.unet.config.sample_size * vae_scale
-    shape = (latent_channels(components), side // vae_scale, side // vae_scale)
-    wording = template.for_editing()
+    options = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale, "scheduler": scheduler}
+    options["latent_drift"] = latent_drift
+    volumes = is_volume_model(components.unet)
+    side = None if volumes else size or components.unet.config.sample_size * vae_scale_factor(components)
+
+    def sample(prompts: list[str], latents: torch.Tensor) -> torch.Tensor:
+        if volumes:
+            return generate_volumes(components, prompts, size=size, latents=latents, **options)
+        masks = None if mask is None else torch.as_tensor(mask).float().expand(len(prompts), 1, side, side)
+        images = generate(components, prompts, latents=latents, mask=masks, height=side, width=side, **options)
+        return as_grey(images)
+
+    if volumes:
+        shape = latent_shape(components, 1, size)[1:]
+    else:
+        shape = (latent_channels(components), *(2 * [side // vae_scale_factor(components)]))
+    return _shared_noise_pairs(template, (rows_low, rows_high), sample, shape, seed)
+
+
+def gan_pairs(
+    gan: GanComponents,
+    template: PromptTemplate,
+    rows_low: Sequence[Mapping[str, object]],
+    rows_high: Sequence[Mapping[str, object]],
+    *,
+    seed: int = 0,
+    mask: torch.Tensor | None = None,
+) -> SamplePairs:
+    """Pairs G(z_i, low prompt) and G(z_i, high prompt) of a GAN (2-D or 3-D): the same z per pair, as for
+    `diffusion_pairs`; `mask` (*spatial) only for mask-conditioned generators."""
+    _check_pairs(rows_low, rows_high)
+
+    def sample(prompts: list[str], latents: torch.Tensor) -> torch.Tensor:
+        masks = None if mask is None else torch.as_tensor(mask).float().expand(len(prompts), 1, *mask.shape)
+        return gan_generate(gan, prompts, latents=latents, mask=masks)[:, :1]
+
+    return _shared_noise_pairs(template, (rows_low, rows_high), sample, (gan.generator.config.latent_dim,), seed)
+
+
+def _check_pairs(rows_low: Sequence[Mapping[str, object]], rows_high: Sequence[Mapping[str, object]]) -> None:
+    if len(rows_low) != len(rows_high):
+        raise ValueError(f"{len(rows_low)} low rows but {len(rows_high)} high rows; build them with matched_rows")
+
+
+def _shared_noise_pairs(
+    template: PromptTemplate,
+    rows: tuple[Sequence[Mapping[str, object]], Sequence[Mapping[str, object]]],
+    sample: Callable[[list[str], torch.Tensor], torch.Tensor],
+    shape: tuple[int, ...],
+    seed: int,
+) -> SamplePairs:
+    """SamplePairs over `sample(prompts, latents)`: pair i's two prompts share the noise `pair_noise(shape, i)`."""
+    wording, (rows_low, rows_high) = template.for_editing(), rows
 
     def sample_pairs(indices: range) -> tuple[torch.Tensor, torch.Tensor]:
         if indices.stop > len(rows_low):
             raise ValueError(f"pairs up to {indices.stop} asked for, but only {len(rows_low)} rows were given")
-        prompts = [wording.render(rows[i]) for rows in (rows_low, rows_high) for i in indices]
+        prompts = [wording.render(arm[i]) for arm in (rows_low, rows_high) for i in indices]
         noise = torch.cat([pair_noise(shape, seed=seed, index=i) for i in indices])
-        images = generate(
-            components,
-            prompts,
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            scheduler=scheduler,
-            latent_drift=latent_drift,
-            height=side,
-            width=side,
-            latents=torch.cat([noise, noise]),  # [z; z]: the pair shares z_T
-            mask=None if mask is None else torch.as_tensor(mask).float().expand(len(prompts), 1, side, side),
-        )
-        return as_grey(images).float().cpu().chunk(2)
+        images = sample(prompts, torch.cat([noise, noise]))  # [z; z]: the pair shares its noise
+        return images.float().cpu().chunk(2)
 
     return sample_pairs
 
@@ -93,7 +133,8 @@ def cohort_rows(kind: str = "cxr", *, n: int, seed: int = 0) -> list[dict[str, o
 def cohort_anatomy_mask(
     kind: str = "cxr", *, size: int, n: int = 64, seed: int = 0, name: str | None = None, threshold: float = 0.5
 ) -> np.ndarray:
-    """Population atlas (size, size) bool: where more than `threshold` of `n` subjects have the anatomy mask.
+    """Population atlas bool at the render's shape ((size, size), or (X, Y, Z) for a volume kind): where more than
+    `threshold` of `n` subjects have the anatomy mask.
 
     `name` defaults to the kind's conditioning mask (lungs, brain). 0.5 is the majority atlas; a lower threshold
     covers more of every subject's anatomy (pose and size vary), at the price of some pixels outside it.
@@ -104,9 +145,7 @@ def cohort_anatomy_mask(
         raise ValueError(f"{kind} subjects have no {name!r} mask; choose one of {list(generator.anatomy_masks)}")
     if not 0 <= threshold < 1 or n < 1:
         raise ValueError(f"threshold={threshold}, n={n}: need 0 ≤ threshold < 1 and n ≥ 1 subjects")
-    total = np.zeros((size, size))
-    for index in range(n):
-        total += generator.render(generator.sample(seed, index), size).masks[name]
+    total = sum(generator.render(generator.sample(seed, index), size).masks[name].astype(float) for index in range(n))
     return total / n > threshold
 
 
@@ -118,11 +157,13 @@ def cohort_pairs(
     low: str | None = None,
     high: str | None = None,
     seed: int = 0,
+    value_range: tuple[float, float] = (0.0, 1.0),
 ) -> SamplePairs:
     """Ground-truth pairs: cohort subject i rendered with its factor values after the low and the high edit.
 
     Same anatomy and noise in both images (a render is a pure function of subject and factors), so the pair
-    differs in `attribute` only, the ideal a diffusion model's matched pairs approximate.
+    differs in `attribute` only, the ideal a diffusion model's matched pairs approximate. Renders are mapped from
+    `value_range` (display units [0, 1]; e.g. (-1024, 1024) HU for CT, clipped as training data is) onto [-1, 1].
     """
     generator = get_kind(kind)
     factors = [factor.name for factor in generator.factors]
@@ -141,7 +182,7 @@ def cohort_pairs(
         pairs = [
             [render(subject, row, edit) for subject, row in zip(subjects, rows, strict=True)] for edit in (low, high)
         ]
-        images_low, images_high = (torch.from_numpy(np.stack(images))[:, None] * 2.0 - 1.0 for images in pairs)
+        images_low, images_high = (to_unit_range(np.stack(images), value_range)[:, None] for images in pairs)
         return images_low, images_high
 
     return sample_pairs

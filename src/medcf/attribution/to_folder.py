@@ -1,4 +1,5 @@
-"""`attribute_to_folder`: healthy-counterpart attribution of one image file, with classifier baselines."""
+"""`attribute_to_folder`: healthy-counterpart attribution of one image file, with classifier baselines
+(`medcf effect`'s folder is `medcf.attribution.effect_folder`)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,6 @@ from PIL import Image
 
 from medcf.atomic import atomic_folder, new_output_folder
 from medcf.attribution.difference import counterpart_attribution
-from medcf.attribution.effect import matched_rows, population_effect
-from medcf.attribution.effect_pairs import cohort_anatomy_mask, cohort_rows, diffusion_pairs
-from medcf.attribution.effect_report import write_effect
 from medcf.attribution.gradients import at_classifier_size, grad_cam, gradient_saliency
 from medcf.classifier import ImageClassifier, classify, load_classifier, resize_for_classifier
 from medcf.data import write_image
@@ -26,7 +24,7 @@ from medcf.editing.rows import healthy_instructions
 from medcf.figures import overlay, panel, save_figure, signed_heatmap, with_colour_bar
 from medcf.models import Components, load_components
 from medcf.models.device import run_settings
-from medcf.models.precision import check_precision, inference_precision
+from medcf.models.precision import check_precision
 from medcf.prompts import PromptTemplate
 from medcf.prompts.fields import parse_finding
 from medcf.report import Section, write_report
@@ -153,39 +151,3 @@ def _sections(settings: dict, signed: np.ndarray) -> list[Section]:
         Section("Map statistics", table=[stats]),
         Section("Settings", table=[{"setting": k, "value": v} for k, v in settings.items()]),
     ]
-
-
-def effect_to_folder(
-    model: str | Path,
-    attribute: str,
-    out: str | Path,
-    *,
-    n: int = 200,
-    low: str | None = None,
-    high: str | None = None,
-    cohort: str = "cxr",
-    anatomy: str | None = None,
-    num_inference_steps: int = 25,
-    guidance_scale: float = 3.0,
-    latent_drift: float | Sequence[float] = 0.0,
-    batch_size: int = 16,
-    seed: int = 0,
-    device: str = "auto",
-    precision: str = "auto",
-    components: Components | None = None,
-) -> Path:
-    """`medcf effect`: n matched pairs on the cohort's clinical rows, averaged; see `population_effect`."""
-    components = components or load_components(model, device=device)
-    size = model_resolution(components)
-    rows_low, rows_high = matched_rows(cohort_rows(cohort, n=n, seed=seed), attribute, low=low, high=high)
-    template = PromptTemplate.from_pretrained(model)
-    pairs = diffusion_pairs(
-        components, template, rows_low, rows_high, num_inference_steps=num_inference_steps,
-        guidance_scale=guidance_scale, latent_drift=latent_drift, seed=seed,
-    )  # fmt: skip
-    mask = cohort_anatomy_mask(cohort, size=size, seed=seed, name=anatomy)
-    with inference_precision(precision, components.unet.device):
-        result = population_effect(
-            pairs, n, attribute=attribute, anatomy_mask=mask, low=low, high=high, batch_size=batch_size, seed=seed
-        )
-    return write_effect(result, out, anatomy_mask=mask, settings=run_settings(components.unet.device, precision))

@@ -19,8 +19,8 @@ from typing import TypeVar
 
 from medcf.atomic import atomic_path
 from medcf.attribution.effect import population_effect
+from medcf.attribution.effect_folder import effect_to_folder
 from medcf.attribution.effect_pairs import cohort_anatomy_mask, cohort_pairs
-from medcf.attribution.to_folder import effect_to_folder
 from medcf.classifier import ImageClassifier, fit_classifier, labelled_images, load_classifier, save_classifier
 from medcf.classifier.features import ClassifierFeatures
 from medcf.config import config_dict, load_config
