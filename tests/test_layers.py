@@ -33,8 +33,9 @@ ALLOWED: dict[str, set[str]] = {
     "training": LOWER | {"generate", "volumes", "config", "config_checks"},
     "classifier": LOWER,
     "editing": LOWER | {"generate", "inversion", "volumes", "training"},
-    "attribution": LOWER | {"generate", "inversion", "training", "editing", "classifier"},
-    "evaluation": LOWER | {"generate", "inversion", "training", "editing", "classifier", "attribution", "config"},
+    "attribution": LOWER | {"generate", "inversion", "volumes", "training", "editing", "classifier"},
+    "evaluation": LOWER
+    | {"generate", "inversion", "volumes", "training", "editing", "classifier", "attribution", "config"},
 }
 
 

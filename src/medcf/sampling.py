@@ -1,7 +1,8 @@
 """Generating a folder of images from a saved model: PNGs, a grid and a table of what made each one.
 
 A diffusion model samples with its loop (`medcf.generate.generate`); a GAN (model.backend=gan) in one generator
-pass (`medcf.models.gan_generate`). Image i draws its noise from seed + i either way.
+pass (`medcf.models.gan_generate`). Image i draws its noise from seed + i either way. A 3-D GAN writes NIfTI volumes
+in its training data's units (a 3-D diffusion model's folder is medcf.volumes.to_folder's).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from tqdm.auto import tqdm
 from medcf.atomic import atomic_folder, new_output_folder
 from medcf.data import read_image, write_png
 from medcf.data.dataset import resize_square
+from medcf.data.nifti import display_slice
+from medcf.data.volume import from_unit_range, write_new_volume
 from medcf.figures import grid, save_figure
 from medcf.generate import generate
 from medcf.models import (
@@ -33,6 +36,7 @@ from medcf.models import (
     vae_scale_factor,
 )
 from medcf.models.device import run_settings
+from medcf.models.gan_components import gan_volume_units
 from medcf.models.precision import inference_precision
 
 GRID_IMAGES = 64  # a larger grid is unreadable, and would keep every image in memory
@@ -76,10 +80,15 @@ def generate_to_folder(
     sample = partial(_gan_batch, components, prompts, mask, seed) if gan else partial(
         _batch, components, prompts, mask=mask, seed=seed, **options
     )  # fmt: skip
+    write = _write_png
+    if gan and components.generator.config.spatial_dims == 3:  # NIfTI volumes in the training data's units
+        value_range, spacing = gan_volume_units(components)
+        write = partial(_write_nifti, value_range=value_range, spacing_mm=spacing)
+        settings |= {"value range": list(value_range), "spacing (mm)": list(spacing)}
     device = components.generator.device if gan else components.unet.device
     bar = tqdm(total=len(prompts), desc="medcf generate", unit="image", disable=not progress)
     with atomic_folder(out) as staging, bar, inference_precision(precision, device):
-        shown = _write_batches(sample, prompts, staging, bar, batch_size=batch_size, seed=seed)
+        shown = _write_batches(sample, write, prompts, staging, bar, batch_size=batch_size, seed=seed)
         settings |= {"batch size": batch_size, "seed": seed, **run_settings(device, precision)}
         (staging / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
         save_figure(grid(shown), staging / "grid.png")  # numbered like the files
@@ -94,6 +103,7 @@ def _load(model: str | Path | Components, device: str) -> Components | GanCompon
 
 def _write_batches(
     sample: Callable[[int, int], torch.Tensor],
+    write: Callable[[Path, int, torch.Tensor], tuple[str, np.ndarray]],
     prompts: Sequence[str],
     staging: Path,
     bar: tqdm,
@@ -101,7 +111,8 @@ def _write_batches(
     batch_size: int,
     seed: int,
 ) -> list[np.ndarray]:
-    """Sample and write the PNGs and prompts.csv batch by batch; returns the first GRID_IMAGES display images."""
+    """Sample and write the files (`write`) and prompts.csv batch by batch; returns the first GRID_IMAGES display
+    images."""
     shown: list[np.ndarray] = []
     with (staging / "prompts.csv").open("w", newline="") as table:  # newline="": the csv module ends rows itself
         writer = csv.writer(table)
@@ -109,13 +120,30 @@ def _write_batches(
         for start in range(0, len(prompts), batch_size):
             stop = min(start + batch_size, len(prompts))
             images = sample(start, stop)
-            pixels = ((images.mean(dim=1) + 1) / 2).clamp(0, 1).numpy()  # (B, H, W) display [0, 1]
-            for index, image in zip(range(start, stop), pixels, strict=True):
-                write_png(staging / f"{index:04d}.png", image)
-                writer.writerow([f"{index:04d}.png", spreadsheet_text(prompts[index]), seed + index])
-            shown += [image.copy() for image in pixels[: GRID_IMAGES - len(shown)]]  # copies: the batch is freed
+            for index, image in zip(range(start, stop), images, strict=True):
+                name, pixels = write(staging, index, image)
+                writer.writerow([name, spreadsheet_text(prompts[index]), seed + index])
+                if len(shown) < GRID_IMAGES:
+                    shown.append(pixels.copy())  # a copy: the batch is freed
             bar.update(stop - start)
     return shown
+
+
+def _write_png(folder: Path, index: int, image: torch.Tensor) -> tuple[str, np.ndarray]:
+    """folder/NNNN.png (16-bit grey) of an image (C, H, W) in [-1, 1]; returns its name and display pixels."""
+    pixels = ((image.mean(dim=0) + 1) / 2).clamp(0, 1).numpy()  # (H, W) display [0, 1]
+    write_png(folder / f"{index:04d}.png", pixels)
+    return f"{index:04d}.png", pixels
+
+
+def _write_nifti(
+    folder: Path, index: int, volume: torch.Tensor, *, value_range: tuple[float, float], spacing_mm: tuple[float, ...]
+) -> tuple[str, np.ndarray]:
+    """folder/NNNN.nii.gz of a volume (1, X, Y, Z) in [-1, 1] (RAS+), in `value_range`'s units (e.g. HU) on the
+    training voxel grid; returns its name and its central axial plane for display (medcf.data.nifti's rule)."""
+    write_new_volume(folder / f"{index:04d}.nii.gz", from_unit_range(volume[0], value_range).numpy(), spacing_mm)
+    display = ((volume[0].clamp(-1, 1) + 1) / 2).numpy()  # the value range as the window
+    return f"{index:04d}.nii.gz", display_slice(display[:, :, display.shape[2] // 2])
 
 
 @torch.no_grad()
@@ -136,11 +164,13 @@ def _batch(components: Components, prompts, start: int, stop: int, *, mask, seed
 
 
 def _gan_batch(gan: GanComponents, prompts, mask, seed: int, start: int, stop: int) -> torch.Tensor:
-    """GAN images start..stop-1, image i from noise z drawn with seed + i (one generator pass)."""
-    latent_dim, side = gan.generator.config.latent_dim, gan.generator.config.sample_size[0]
+    """GAN images (or volumes) start..stop-1, image i from noise z drawn with seed + i (one generator pass)."""
+    config = gan.generator.config
+    if config.spatial_dims == 3 and (mask is not None or gan.mask_conditioning):
+        raise ValueError("a 3-D GAN generates without --mask here; a mask-conditioned one from Python (gan_generate)")
     draws = [torch.Generator().manual_seed(seed + index) for index in range(start, stop)]
-    latents = torch.stack([torch.randn(latent_dim, generator=draw) for draw in draws])
-    masks = _masks(mask, gan.mask_conditioning, side, stop - start)
+    latents = torch.stack([torch.randn(config.latent_dim, generator=draw) for draw in draws])
+    masks = _masks(mask, gan.mask_conditioning, config.sample_size[0], stop - start)
     return gan_generate(gan, list(prompts[start:stop]), latents=latents, mask=masks).float().cpu()
 
 

@@ -22,7 +22,8 @@ def other_backend(model: Path, **diffusion_only: object) -> bool:
 
 
 def counterfactual_other_backend(model: Path, image: Path, edits: list[str], out: Path, **options) -> None:
-    """A 3-D model edits a NIfTI volume by DDIM inversion; a GAN edits by inverting its noise z."""
+    """A 3-D diffusion model edits a NIfTI volume by DDIM inversion; a GAN (2-D, or 3-D on NIfTI volumes) edits by
+    inverting its noise z."""
     from medcf.models import is_gan_folder
 
     common = {"row": options["row"], "device": options["device"], "precision": options["precision"],
@@ -31,7 +32,9 @@ def counterfactual_other_backend(model: Path, image: Path, edits: list[str], out
         from medcf.editing.gan_to_folder import gan_counterfactual_to_folder
 
         folder = gan_counterfactual_to_folder(model, image, edits, out, index=options["index"], **common)
-        echo(f"counterfactual: {folder / 'counterfactual.png'}\nreport: {folder / 'index.html'}")
+        volume = folder / "change.nii.gz"  # only a volume's folder has it: an image's has difference.png
+        result = folder / ("counterfactual.nii.gz" if volume.is_file() else "counterfactual.png")
+        echo(f"counterfactual: {result}\nreport: {folder / 'index.html'}")
         return
     from medcf.editing.volume_to_folder import counterfactual_volume_to_folder
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from medcf.atomic import atomic_folder, new_output_folder
 from medcf.data.volume import from_unit_range, read_volume, to_unit_range, write_volume
@@ -57,23 +58,38 @@ def counterfactual_volume_to_folder(
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, latent_drift=latent_drift,
             residual=residual,
         )[0, 0].float().cpu()  # fmt: skip
-    values, source_values = from_unit_range(edited, value_range), from_unit_range(source[0, 0], value_range)
     settings = {
         "model": str(model), **patient_files({"volume": volume}, show_names=show_names), "edits": list(edits),
         "source prompt": source_prompt, "target prompt": target_prompt, "strength": strength,
         "steps": num_inference_steps, "guidance": guidance_scale, "latent drift": latent_drift, "residual": residual,
         "value range": list(value_range), **run_settings(components.unet.device, precision),
     }  # fmt: skip
+    return write_volume_counterfactual(out, volume, source[0, 0], edited, value_range=value_range, settings=settings)
+
+
+def write_volume_counterfactual(
+    out: Path,
+    volume: str | Path,
+    source: torch.Tensor,
+    edited: torch.Tensor,
+    *,
+    value_range: tuple[float, float],
+    settings: dict[str, object],
+    title: str = "medcf counterfactual (volume)",
+) -> Path:
+    """Write the folder of a volume counterfactual, whatever model made it: `source` and `edited` (X, Y, Z) in
+    [-1, 1] (RAS+), mapped to `value_range`'s units, written with the geometry of the NIfTI `volume`."""
+    values, source_values = from_unit_range(edited, value_range), from_unit_range(source, value_range)
     with atomic_folder(out) as staging:
         write_volume(staging / "counterfactual.nii.gz", values.numpy(), like=volume)
         write_volume(staging / "change.nii.gz", (values - source_values).numpy(), like=volume)
-        limit = _write_panel(staging / "panel.png", display(source[0, 0]), display(edited))
+        limit = _write_panel(staging / "panel.png", display(source), display(edited))
         (staging / "settings.json").write_text(
             json.dumps({**settings, "environment": environment()}, indent=2, default=str) + "\n"
         )
         change = (values - source_values).abs()
         summary = {"mean |change|": float(change.mean()), "max |change|": float(change.max()), "panel limit": limit}
-        write_report(staging, "medcf counterfactual (volume)", [
+        write_report(staging, title, [
             Section("Result", figures=[("panel.png", "source, counterfactual and the signed change, three planes")]),
             Section("Settings", table=[{"setting": k, "value": v} for k, v in settings.items()]),
             Section("Change (model units, e.g. HU)", table=[summary]),
@@ -95,4 +111,3 @@ def _write_panel(path: Path, source: np.ndarray, edited: np.ndarray) -> float:
     figure = panel(rows, titles, tile=192)
     save_figure(with_colour_bar(figure, limit, label="change, display units"), path)
     return limit
-

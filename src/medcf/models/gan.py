@@ -72,6 +72,8 @@ class TextConditionalGenerator(ModelMixin, ConfigMixin):
         embed_dim: int = 256,
         block_out_channels: Sequence[int] = (256, 128, 64, 32),
         mask_conditioning: bool = False,
+        value_range: Sequence[float] | None = None,  # 3-D: stored values mapped onto [-1, 1], e.g. [-1024, 1024] HU
+        spacing_mm: Sequence[float] | None = None,  # 3-D: voxel size (RAS+) of the volumes it was trained on
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3) or len(sample_size) != spatial_dims:

@@ -37,6 +37,9 @@ from medcf.models.text import encode_prompts
 
 BACKEND = "gan"
 PIPELINE_NAME = "MedcfGAN"
+BLOCK_OUT_CHANNELS = (256, 128, 64, 32)  # generator widths of `scratch_gan`; each block after the first doubles sides
+DISCRIMINATOR_LAYERS = 3  # stride-2 layers of `scratch_gan`'s patch discriminator
+TINY_BLOCK_OUT_CHANNELS, TINY_DISCRIMINATOR_LAYERS = (32, 16, 8), 2  # those of `tiny_gan`
 
 
 @dataclass
@@ -61,9 +64,9 @@ def build_gan(
     spatial_dims: int = 2,
     sample_size: int | tuple[int, ...] = 64,
     latent_dim: int = 128,
-    block_out_channels: tuple[int, ...] = (256, 128, 64, 32),
+    block_out_channels: tuple[int, ...] = BLOCK_OUT_CHANNELS,
     discriminator_channels: int = 64,
-    discriminator_layers: int = 3,
+    discriminator_layers: int = DISCRIMINATOR_LAYERS,
     mask_conditioning: bool = False,
     text_heads: int = 8,
 ) -> GanComponents:
@@ -103,13 +106,13 @@ def tiny_gan(
             intermediate_size=64,
             max_position_embeddings=MAX_PROMPT_TOKENS,
         )
-        options = {"latent_dim": 16, "block_out_channels": (32, 16, 8), "discriminator_channels": 8}
+        options = {"latent_dim": 16, "block_out_channels": TINY_BLOCK_OUT_CHANNELS, "discriminator_channels": 8}
         return build_gan(
             BertModel(text_config),
             _tokenizer(minilm_path()),
             spatial_dims=spatial_dims,
             sample_size=sample_size,
-            discriminator_layers=2,
+            discriminator_layers=TINY_DISCRIMINATOR_LAYERS,
             mask_conditioning=mask_conditioning,
             text_heads=2,
             **options,
@@ -209,6 +212,22 @@ def load_gan(
         module.to(device).eval()
     text_encoder.requires_grad_(False)
     return GanComponents(generator, discriminator, text_encoder, tokenizer)
+
+
+def gan_volume_units(gan: GanComponents) -> tuple[tuple[float, float], tuple[float, float, float]]:
+    """(value range, voxel spacing in mm) of the volumes a 3-D GAN was trained on, from its generator's config
+    (recorded by medcf.training.gan_run, as the 3-D VAE records them): what turns its [-1, 1] volumes into NIfTI."""
+    config = gan.generator.config
+    if config.spatial_dims != 3:
+        raise ValueError("this GAN makes 2-D images, not volumes; it has no value range or voxel spacing")
+    if config.get("value_range") is None:
+        raise ValueError(
+            "this 3-D GAN records no value range; train it with `medcf train`, or set "
+            "generator.register_to_config(value_range=[low, high]) (e.g. [-1024, 1024] HU) before saving"
+        )
+    low, high = config.value_range
+    spacing = config.get("spacing_mm") or (1.0, 1.0, 1.0)
+    return (float(low), float(high)), tuple(float(side) for side in spacing)
 
 
 def gan_latents(gan: GanComponents, batch_size: int, *, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -13,6 +13,7 @@ import io
 import shlex
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from medcf.training.gan import gan_step
 from medcf.training.gan_run import GanRun, setup_gan_run
 from medcf.training.record import write_json, write_model_card, write_sample_grid, write_training_report
 from medcf.training.run import read_manifest
+from medcf.volumes.sampling import mid_axial_slices
 
 
 def train_gan(config: Config, run_dir: str | Path, *, progress: bool = True, command: str = "") -> Path:
@@ -54,7 +56,8 @@ def train_gan(config: Config, run_dir: str | Path, *, progress: bool = True, com
         disable=not (progress and accelerator.is_main_process),
     )
     while state.step < train_config.max_steps:
-        generator_loss, discriminator_loss = gan_step(run.modules, next(stream), accelerator, state.generator)
+        batch = next_batch(stream, seed=train_config.seed, step=state.step, process_index=accelerator.process_index)
+        generator_loss, discriminator_loss = gan_step(run.modules, batch, accelerator, state.generator)
         state.step += 1
         state.generator_losses.append(generator_loss)
         state.discriminator_losses.append(discriminator_loss)
@@ -70,12 +73,21 @@ def train_gan(config: Config, run_dir: str | Path, *, progress: bool = True, com
     return finish_gan_run(run, seconds=time.perf_counter() - started, command=command)
 
 
+def next_batch(stream: Iterator[dict], *, seed: int, step: int, process_index: int) -> dict:
+    """The batch of `step`, read with torch's global generator seeded by (seed, step, process) and then restored:
+    VolumeTextDataset draws its random patches from that generator (as torchvision's RandomCrop), so a run's patches
+    are the same in every run of the seed, and a resumed run reads the patches an uninterrupted one would have."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed((seed * 1_000_003 + step) * 1_000 + process_index)
+        return next(stream)
+
+
 def _due(step: int, every: int, last: int) -> bool:
     return step == last or (every > 0 and step % every == 0)
 
 
 def write_gan_samples(run: GanRun, path: Path) -> Path:
-    """The sample prompts (and masks) through the EMA generator with fixed noise; 3-D: the middle slice."""
+    """The sample prompts (and masks) through the EMA generator with fixed noise; 3-D: the middle axial slices."""
     generator, ema = run.gan.generator, run.modules.ema
     if ema is not None:
         ema.store(generator.parameters())
@@ -88,8 +100,8 @@ def write_gan_samples(run: GanRun, path: Path) -> Path:
         generator.train()
         if ema is not None:
             ema.restore(generator.parameters())
-    if images.ndim == 5:  # (B, C, H, W, D) volumes
-        images = images[..., images.shape[-1] // 2]
+    if images.ndim == 5:  # volumes (B, C, X, Y, Z), shown as the diffusion runs show theirs
+        images = mid_axial_slices(images)
     return write_sample_grid(images, path)
 
 
@@ -138,7 +150,7 @@ def _summary(run: GanRun, seconds: float) -> dict:
     generator_tail, discriminator_tail = state.generator_losses[-50:], state.discriminator_losses[-50:]
     return {
         "backend": "gan (non-saturating loss + R1, projection patch discriminator, text FiLM generator)",
-        "data": f"{config.data.root} ({len(run.datasets[TRAIN])} training images, {config.data.resolution} px)",
+        "data": f"{config.data.root} ({len(run.datasets[TRAIN])} training {_items(run)})",
         "steps": state.step,
         "batch": f"{config.train.batch_size} × {run.accelerator.num_processes} process(es)",
         "R1 γ": config.gan.r1_gamma,
@@ -147,3 +159,12 @@ def _summary(run: GanRun, seconds: float) -> dict:
         "device": str(run.accelerator.device),
         "training time this session": f"{seconds:.0f} s",
     }
+
+
+def _items(run: GanRun) -> str:
+    """What the generator learnt to make: images of data.resolution px, or volumes / patches of (X, Y, Z) voxels."""
+    if run.config.model.spatial_dims == 2:
+        return f"images, {run.config.data.resolution} px"
+    value_range = run.gan.generator.config.value_range
+    size = "×".join(str(side) for side in run.gan.generator.config.sample_size)
+    return f"volumes, {'patches' if run.config.data.patch else 'whole'} of {size} voxels, values {value_range}"

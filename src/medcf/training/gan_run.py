@@ -11,7 +11,16 @@ from diffusers.training_utils import EMAModel
 
 from medcf.config import Config
 from medcf.config_checks import check_paths
-from medcf.models.gan_components import GanComponents, scratch_gan, tiny_gan
+from medcf.data.volume import VolumeTextDataset
+from medcf.models.gan_components import (
+    BLOCK_OUT_CHANNELS,
+    DISCRIMINATOR_LAYERS,
+    TINY_BLOCK_OUT_CHANNELS,
+    TINY_DISCRIMINATOR_LAYERS,
+    GanComponents,
+    scratch_gan,
+    tiny_gan,
+)
 from medcf.training.data import HOLDOUT, TRAIN
 from medcf.training.gan import GanModules
 from medcf.training.options import check_run_folder
@@ -76,8 +85,8 @@ def setup_gan_run(config: Config, folder: Path) -> GanRun:
     check_paths(config)
     check_gan_options(config, folder)
     accelerator = make_accelerator(train_config.mixed_precision)
-    gan = build_gan_components(config)
-    datasets = training_datasets(config)
+    datasets = training_datasets(config)  # volumes (data/volume.py) when model.spatial_dims=3
+    gan = build_gan_components(config, datasets[TRAIN])
     if gan.mask_conditioning and not datasets[TRAIN].cohort.has_masks:
         raise ValueError(f"model.mask_conditioning: {config.data.root} has no mask_path column; turn it off")
     for module in (gan.generator, gan.discriminator, gan.text_encoder):
@@ -112,15 +121,41 @@ def setup_gan_run(config: Config, folder: Path) -> GanRun:
     return run
 
 
-def build_gan_components(config: Config) -> GanComponents:
-    """The seeded, untrained GAN a run starts from (model.tiny: toy size, z of 16)."""
-    options = {"sample_size": config.data.resolution, "mask_conditioning": config.model.mask_conditioning}
+def build_gan_components(config: Config, dataset: VolumeTextDataset | None = None) -> GanComponents:
+    """The seeded, untrained GAN a run starts from (model.tiny: toy size, z of 16); 3-D: at the size of `dataset`'s
+    volumes or patches, with their value range and spacing in the generator's config (as the 3-D VAE records them)."""
+    options = {"spatial_dims": config.model.spatial_dims, "mask_conditioning": config.model.mask_conditioning}
+    if config.model.spatial_dims == 3:
+        if dataset is None:
+            raise ValueError("model.spatial_dims=3: pass the training VolumeTextDataset; its volumes set the size")
+        options["sample_size"] = _volume_size(dataset.item_shape, tiny=config.model.tiny)
+    else:
+        options["sample_size"] = config.data.resolution
     if config.model.tiny:
-        return tiny_gan(seed=config.train.seed, **options)
-    text_encoder = config.model.text_encoder or None
-    return scratch_gan(
-        text_encoder_path=text_encoder, latent_dim=config.gan.latent_dim, seed=config.train.seed, **options
+        gan = tiny_gan(seed=config.train.seed, **options)
+    else:
+        text_encoder = config.model.text_encoder or None
+        gan = scratch_gan(
+            text_encoder_path=text_encoder, latent_dim=config.gan.latent_dim, seed=config.train.seed, **options
+        )
+    if config.model.spatial_dims == 3:  # the units that turn its volumes back into NIfTI (gan_volume_units)
+        gan.generator.register_to_config(value_range=list(dataset.value_range), spacing_mm=list(dataset.spacing_mm))
+    return gan
+
+
+def _volume_size(size: tuple[int, int, int], *, tiny: bool) -> tuple[int, int, int]:
+    """`size` (X, Y, Z) after checking it fits both networks: each side a multiple of the generator's ×2 upsampling,
+    and at least 2^(layers + 1), below which the patch discriminator's stride-2 layers and 4-wide kernels run out."""
+    blocks, layers = (
+        (TINY_BLOCK_OUT_CHANNELS, TINY_DISCRIMINATOR_LAYERS) if tiny else (BLOCK_OUT_CHANNELS, DISCRIMINATOR_LAYERS)
     )
+    multiple, smallest = 2 ** (len(blocks) - 1), 2 ** (layers + 1)
+    if any(side % multiple for side in size) or min(size) < smallest:
+        raise ValueError(
+            f"volumes or patches of {tuple(size)} voxels: each side must be a multiple of {multiple} (the GAN "
+            f"generator's upsampling) and at least {smallest} (its discriminator's); set data.patch, e.g. [64, 64, 32]"
+        )
+    return tuple(size)
 
 
 def check_gan_options(config: Config, folder: Path) -> None:
