@@ -135,29 +135,42 @@ def _load_vocabulary(path: Path):
     return Vocabulary.from_mapping(mapping)
 
 
+VOLUME_KINDS = {"brain": "brain3d", "brain3d": "brain3d", "ct": "ct"}  # what `medcf synth KIND --3d` writes
+
+
 @app.command()
 def synth(
     kind: Annotated[
-        str, typer.Argument(help="cxr (chest X-ray), brain (axial brain MRI) or ct (3-D chest CT, NIfTI in HU).")
+        str,
+        typer.Argument(help="cxr (chest X-ray), brain (brain MRI; axial slices, --3d volumes) or ct (3-D chest CT)."),
     ],
     out: Annotated[
-        Path, typer.Option(help="New folder for images/ (ct: volumes/), masks, metadata.csv and counterfactuals/.")
+        Path, typer.Option(help="New folder for images/ (3-D: volumes/), masks, metadata.csv and counterfactuals/.")
     ],
     n: Annotated[int, typer.Option(help="Number of subjects.")] = 2000,
     size: Annotated[
-        int | None, typer.Option(help="Square image side in pixels; ct: in-plane voxels (SIZE x SIZE x SIZE/2).")
+        int | None,
+        typer.Option(help="Square image side in pixels; 3-D: in-plane voxels (ct SIZE/2 slices, brain 3 SIZE/4)."),
     ] = None,
+    volumes: Annotated[
+        bool, typer.Option("--3d", help="Write 3-D NIfTI volumes: brain as MNI152-based T1 volumes; ct always is.")
+    ] = False,
     seed: SeedOption = 0,
     counterfactuals: Annotated[bool, typer.Option(help="Also write every single-factor counterfactual.")] = True,
     preview: Annotated[bool, typer.Option(help="Write preview.png: a grid of subjects and counterfactuals.")] = True,
 ) -> None:
     """Generate a semi-synthetic cohort with ground-truth counterfactuals and effect masks.
 
-    Default size: 128 for cxr and brain, 64 for ct (a 64x64x32 volume).
-    Example: `medcf synth cxr --n 2000 --size 128 --seed 0 --out cxr-synth` or `medcf synth ct --n 50 --out ct-synth`
+    Default size: 128 for cxr and brain, 64 for ct (64x64x32 voxels) and brain --3d (64x64x48 voxels of 3.75 mm).
+    Example: `medcf synth cxr --n 2000 --size 128 --seed 0 --out cxr-synth`, `medcf synth ct --n 50 --out ct-synth`
+    or `medcf synth brain --3d --n 200 --out brain3d-synth`
     """
     from medcf.data.synthetic import preview_grid, synthesize
 
+    if volumes:
+        if kind not in VOLUME_KINDS:
+            raise ValueError(f"--3d: {kind!r} has no 3-D cohort; use it with brain or ct, or drop --3d for {kind}")
+        kind = VOLUME_KINDS[kind]
     root = synthesize(kind, out, n=n, size=size, seed=seed, counterfactuals=counterfactuals)
     echo(f"wrote {n} {kind} subjects to {root}")
     if preview and counterfactuals:

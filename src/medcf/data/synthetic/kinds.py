@@ -11,13 +11,21 @@ import numpy as np
 
 from medcf.data.io import write_png
 from medcf.data.synthetic.brain import render_brain
+from medcf.data.synthetic.brain3d import render_brain3d
 from medcf.data.synthetic.brain_subject import BRAIN_FACTORS, brain_row, sample_brain_subject
 from medcf.data.synthetic.ct import CT_EFFECT_THRESHOLD_HU, render_ct
 from medcf.data.synthetic.ct_subject import CT_FACTORS, ct_row, sample_ct_subject
 from medcf.data.synthetic.cxr import render_cxr
 from medcf.data.synthetic.cxr_subject import CXR_FACTORS, cxr_row, sample_cxr_subject
 from medcf.data.synthetic.factors import EFFECT_THRESHOLD, Factor, Render
-from medcf.data.synthetic.volume_writer import ct_description, write_ct_mask, write_ct_volume
+from medcf.data.synthetic.volume_writer import (
+    brain3d_description,
+    ct_description,
+    write_brain_mask,
+    write_brain_volume,
+    write_ct_mask,
+    write_ct_volume,
+)
 
 FIRST_UNSEEN = 100_000  # cohort index of the first held-out patient: datasets are written from index 0
 
@@ -47,6 +55,7 @@ def _no_extras(size: int) -> dict[str, object]:
 
 PNG_FILES = ImageFiles("images", ".png", _write_image_png, _write_mask_png, _no_extras)
 NIFTI_FILES = ImageFiles("volumes", ".nii.gz", write_ct_volume, write_ct_mask, ct_description)
+BRAIN_NIFTI_FILES = ImageFiles("volumes", ".nii.gz", write_brain_volume, write_brain_mask, brain3d_description)
 
 
 @dataclass(frozen=True)
@@ -60,11 +69,12 @@ class Kind:
     factors: tuple[Factor, ...]
     row: Callable[[Any], dict[str, object]]
     anatomy_masks: tuple[str, ...]  # the first one is the cohort's conditioning mask (mask_path)
-    effect_threshold: float = EFFECT_THRESHOLD  # in the image's units: display units (2-D), HU (CT)
+    effect_threshold: float = EFFECT_THRESHOLD  # in the image's units: display units (2-D, brain3d), HU (CT)
     files: ImageFiles = PNG_FILES
-    default_size: int = 128  # pixels (2-D), in-plane voxels (CT)
+    default_size: int = 128  # pixels (2-D), in-plane voxels (3-D)
     size_range: tuple[int, int] = (32, 1024)
     dims: int = 2
+    display_window: tuple[float, float] = (0.5, 1.0)  # (centre, width) the preview shows: [0, 1]; CT: lung window
 
 
 KINDS = {
@@ -90,6 +100,20 @@ KINDS = {
         files=NIFTI_FILES,
         default_size=64,  # 64x64x32: DGM-VLC's 3-D patch size
         size_range=(32, 256),  # a 256x256x128 volume is 8 M voxels; beyond it one subject takes minutes
+        dims=3,
+        display_window=(-600.0, 1500.0),  # the standard lung window (HU)
+    ),
+    "brain3d": Kind(
+        "brain3d",
+        "brain MRI",  # the 2-D cohort's subjects, rows and prompts, rendered as volumes
+        sample_brain_subject,
+        render_brain3d,
+        BRAIN_FACTORS,
+        brain_row,
+        ("brain", "ventricles"),
+        files=BRAIN_NIFTI_FILES,
+        default_size=64,  # 64x64x48 voxels of 3.75 mm
+        size_range=(32, 256),  # 256x256x192 (0.94 mm) is 12.6 M voxels, finer than the 1 mm template
         dims=3,
     ),
 }

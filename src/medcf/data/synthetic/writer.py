@@ -13,7 +13,8 @@
 
 The chest CT kind ("ct") writes the same layout with 3-D NIfTI files (volume_writer): volumes/<id>.nii.gz
 (int16 HU) in place of images/, masks and counterfactuals as .nii.gz (uint8 0/1 masks), and dataset.json
-adds dims, shape, spacing_mm, value_range, the threshold's units (HU) and how the anatomy was made.
+adds dims, shape, spacing_mm, value_range, the threshold's units (HU) and how the anatomy was made. The
+3-D brain kind ("brain3d", `medcf synth brain --3d`) writes the same, its volumes in [0, 1] as scaled uint16.
 
 The cohort is built in a hidden sibling folder and renamed onto `out` only when complete, so a
 crash never leaves half a dataset; the next run removes the hidden folder of a killed one (medcf.atomic).
@@ -173,9 +174,9 @@ def synthesize(
     progress: bool = True,
     workers: int | None = None,
 ) -> Path:
-    """Write `n` subjects of the `kind` ("cxr" | "brain" | "ct") cohort into the new or empty folder `out`.
+    """Write `n` subjects of the `kind` ("cxr" | "brain" | "ct" | "brain3d") cohort into the new or empty folder `out`.
 
-    `size` None is the kind's default (128 px for 2-D kinds; 64 for ct, a 64x64x32 volume).
+    `size` None is the kind's default (128 px for 2-D kinds; 64 for ct and brain3d: 64x64x32, 64x64x48 volumes).
     `workers` processes render in parallel (None: every available CPU from PARALLEL_FROM subjects on,
     else one); the output is the same whatever the number of workers.
     """
