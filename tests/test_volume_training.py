@@ -149,3 +149,21 @@ def test_a_3d_run_refuses_a_2d_pretrained_folder(tmp_path: Path, ct_root: Path) 
 def test_patch_sides_must_fit_the_downsampling(tmp_path: Path, ct_root: Path) -> None:
     with pytest.raises(ValueError, match="multiple of 4"):
         train(volume_config(ct_root, "data.patch=[14, 16, 8]", "train.max_steps=1"), tmp_path / "run", progress=False)
+
+
+def test_patch_batches_repeat_per_seed_and_on_resume(ct_root: Path) -> None:
+    from medcf.training.data import batch_stream
+
+    dataset = training_datasets(volume_config(ct_root))[TRAIN]  # random 16 × 16 × 8 patches of 32 × 32 × 16 volumes
+
+    def patches(start: int, count: int, seed: int = 0) -> list[torch.Tensor]:
+        stream = batch_stream(dataset, 2, seed=seed, start=start)
+        return [next(stream)["pixel_values"] for _ in range(count)]
+
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    uninterrupted = patches(0, 6)  # more than one epoch of 3 batches
+    assert torch.equal(torch.get_rng_state(), before)  # reading does not move the global generator
+    assert all(torch.equal(a, b) for a, b in zip(uninterrupted, patches(0, 6), strict=True))  # same seed, same crops
+    assert all(torch.equal(a, b) for a, b in zip(uninterrupted[4:], patches(4, 2), strict=True))  # resumed at 4
+    assert not torch.equal(uninterrupted[0], patches(0, 1, seed=1)[0])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -113,16 +114,34 @@ def batch_stream(
     num_processes: int = 1,
     num_workers: int = 0,
 ) -> Iterator[dict]:
-    """Endless batches of this process from micro-batch number `start` on (epochs follow one another)."""
+    """Endless batches of this process from micro-batch number `start` on (epochs follow one another).
+
+    Micro-batch k is read with torch's global generator seeded by (seed, k, process) and then restored: random
+    augmentations drawn from it (VolumeTextDataset's patches, as torchvision's RandomCrop) are then the same in every
+    run of the seed, and a resumed run reads what an uninterrupted one would have."""
     per_epoch = len(epoch_batches(len(dataset), batch_size, seed=seed, epoch=0, num_processes=num_processes))
     epoch, skip = divmod(start, per_epoch)
+    index = start
     while True:
         batches = epoch_batches(
             len(dataset), batch_size, seed=seed, epoch=epoch, process_index=process_index, num_processes=num_processes
         )
         loader = DataLoader(dataset, batch_sampler=batches[skip:], collate_fn=collate_items, num_workers=num_workers)
-        yield from loader
+        with _seeded(seed, -1 - epoch, process_index):  # worker processes take their seeds from it here
+            items = iter(loader)
+        for _ in range(len(batches) - skip):
+            with _seeded(seed, index, process_index):
+                batch = next(items)
+            index += 1
+            yield batch
         epoch, skip = epoch + 1, 0
+
+
+@contextmanager
+def _seeded(seed: int, index: int, process_index: int) -> Iterator[None]:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(((seed * 1_000_003 + index) * 1_000 + process_index) % 2**63)
+        yield
 
 
 def data_fingerprint(cohort: Cohort) -> str:

@@ -13,7 +13,6 @@ import io
 import shlex
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +55,7 @@ def train_gan(config: Config, run_dir: str | Path, *, progress: bool = True, com
         disable=not (progress and accelerator.is_main_process),
     )
     while state.step < train_config.max_steps:
-        batch = next_batch(stream, seed=train_config.seed, step=state.step, process_index=accelerator.process_index)
+        batch = next(stream)  # seeded per step by batch_stream, so patches repeat on resume
         generator_loss, discriminator_loss = gan_step(run.modules, batch, accelerator, state.generator)
         state.step += 1
         state.generator_losses.append(generator_loss)
@@ -71,15 +70,6 @@ def train_gan(config: Config, run_dir: str | Path, *, progress: bool = True, com
         accelerator.wait_for_everyone()
     bar.close()
     return finish_gan_run(run, seconds=time.perf_counter() - started, command=command)
-
-
-def next_batch(stream: Iterator[dict], *, seed: int, step: int, process_index: int) -> dict:
-    """The batch of `step`, read with torch's global generator seeded by (seed, step, process) and then restored:
-    VolumeTextDataset draws its random patches from that generator (as torchvision's RandomCrop), so a run's patches
-    are the same in every run of the seed, and a resumed run reads the patches an uninterrupted one would have."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed((seed * 1_000_003 + step) * 1_000 + process_index)
-        return next(stream)
 
 
 def _due(step: int, every: int, last: int) -> bool:
