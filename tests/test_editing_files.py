@@ -189,3 +189,36 @@ def test_same_seed_same_bytes_and_no_patient_identifier_in_outputs_or_logs(model
         and (tmp_path / "c" / "counterfactual.png").read_bytes()
         != (tmp_path / "a" / "counterfactual.png").read_bytes()
     )  # the seed matters: the equality above is not a constant output
+
+
+def test_a_per_finding_counterpart_keeps_the_other_findings() -> None:
+    from medcf.attribution.to_folder import counterpart_prompts
+
+    template = PromptTemplate("chest X-ray", style="diverse")
+    row = {"age": 60, "sex": "M", "nodule": 1, "pleural_effusion": 1}
+    source, healthy, _ = counterpart_prompts(template, row, "inversion")
+    source_again, without_nodule, _ = counterpart_prompts(template, row, "inversion", finding="nodule")
+    assert source_again == source and "nodule" in source and "effusion" in source
+    assert healthy.startswith("A normal chest X-ray")  # every finding removed: the healthy description
+    assert without_nodule == "A chest X-ray of a 60 year old male with pleural effusion."  # that one only
+    _, instruction, _ = counterpart_prompts(template, row, "instruct", finding="nodule")
+    assert "nodule" in instruction and "effusion" not in instruction
+    _, _, (sources, targets) = counterpart_prompts(template, row, "pix2pix-zero", finding="nodule")
+    assert len(targets[0]) == 16 and not any("nodule" in text or "normal" in text.lower() for text in targets[0])
+    assert sum("pleural" in text for text in targets[0]) > 8  # effusion's paraphrases stay
+    with pytest.raises(
+        ValueError, match=r"--finding cardiomegaly: the row does not have it.*\['pleural_effusion', 'nodule'\]"
+    ):
+        counterpart_prompts(template, row, "inversion", finding="cardiomegaly")
+
+
+def test_attribute_maps_one_finding_of_several(model: Path, tmp_path: Path) -> None:
+    image = _png(tmp_path / "x.png", np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32))
+    rows = ["nodule=1", "pleural_effusion=1"]
+    out = attribute_to_folder(model, image, tmp_path / "va", row=rows, seeds=[0], finding="nodule", **FAST)
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["finding"] == "nodule" and "effusion" in settings["healthy prompt"]
+    assert "nodule" not in settings["healthy prompt"] and np.abs(np.load(out / "map.npy")).max() > 0
+    with pytest.raises(ValueError, match="--finding consolidation: the row does not have it"):
+        attribute_to_folder(model, image, tmp_path / "no", row=rows, finding="consolidation", **FAST)
+    assert not (tmp_path / "no").exists()

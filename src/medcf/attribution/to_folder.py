@@ -16,11 +16,11 @@ from medcf.attribution.difference import counterpart_attribution
 from medcf.attribution.gradients import at_classifier_size, grad_cam, gradient_saliency
 from medcf.classifier import ImageClassifier, classify, load_classifier, resize_for_classifier
 from medcf.data import write_image
-from medcf.editing import healthy_prompts
+from medcf.editing import edit_prompts, healthy_prompts
 from medcf.editing.files import clinical_row, load_mask, load_model_input, model_resolution, patient_files
-from medcf.editing.paraphrases import healthy_paraphrases
+from medcf.editing.paraphrases import PromptSets, healthy_paraphrases, paraphrase_prompts
 from medcf.editing.pix2pix_zero import pix2pix_zero_settings
-from medcf.editing.rows import healthy_instructions
+from medcf.editing.rows import edit_instructions, healthy_instructions
 from medcf.figures import overlay, panel, save_figure, signed_heatmap, with_colour_bar
 from medcf.models import Components, load_components
 from medcf.models.device import run_settings
@@ -54,11 +54,13 @@ def attribute_to_folder(
     patient_info: bool | None = None,
     image_guidance_scale: float | None = None,
     residual: bool = False,
+    finding: str | None = None,
     components: Components | None = None,
 ) -> Path:
     """map.npy (signed M = x − x_healthy), map.png, overlay.png, counterpart.png, panel.png, report; plus
     saliency.npy / gradcam.npy of `classifier` for the image's findings when a classifier is given.
-    `index`, `show_names` and `patient_info` as in `medcf.editing.to_folder.counterfactual_to_folder`."""
+    `finding`: the counterpart lacks that finding only (a per-finding map of a patient with several), instead of
+    every finding. `index`, `show_names`, `patient_info` as in `medcf.editing.to_folder.counterfactual_to_folder`."""
     check_precision(precision)
     out = new_output_folder(out)
     network = None if classifier is None else load_classifier(classifier)
@@ -70,10 +72,7 @@ def attribute_to_folder(
     clinical = clinical_row(source.image, row)
     anatomy = None if anatomy_mask is None else load_mask(anatomy_mask, resolution, like=source.image.shape)
     template = PromptTemplate.from_pretrained(model).with_patient_info(patient_info)
-    (source_prompt,), (healthy_prompt,) = healthy_prompts(template, [clinical])
-    if engine == "instruct":  # an InstructPix2Pix model reads "remove the ..." instead of a healthy prompt
-        healthy_prompt = healthy_instructions([clinical], vocabulary=template.vocabulary)[0]
-    directions = healthy_paraphrases(template, [clinical]) if engine == "pix2pix-zero" else None  # its Δc
+    source_prompt, healthy_prompt, directions = counterpart_prompts(template, clinical, engine, finding)
     result = counterpart_attribution(
         components, source.pixels, [source_prompt], [healthy_prompt], seeds=seeds, engine=engine,
         strength=strength, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
@@ -88,14 +87,14 @@ def attribute_to_folder(
     weight = np.abs(signed) / limit
     tiles = [(source.display, "image"), (counterpart, "healthy counterpart"), (heat, "M = x − x_healthy")]
     tiles.append((overlay(source.display, heat, weight), "overlay"))
-    baselines = {} if network is None else classifier_maps(network, source.pixels, clinical)
+    baselines = {} if network is None else classifier_maps(network, source.pixels, clinical, finding=finding)
     tiles += [(overlay(source.display, _hot(m), m / max(m.max(), 1e-12)), name) for name, m in baselines.items()]
     files = patient_files({"image": image, "anatomy mask": anatomy_mask}, show_names=show_names)
     settings = {
-        "model": str(model), **files, "index": index, "source prompt": source_prompt,
-        "healthy prompt": healthy_prompt, "engine": engine, "strength": strength, "steps": num_inference_steps,
-        "guidance": guidance_scale, "latent drift": latent_drift, "residual": residual, "seeds": list(seeds),
-        "sigma": sigma, "classifier": str(classifier or ""), **run_on,
+        "model": str(model), **files, "index": index, "finding": finding or "every present",
+        "source prompt": source_prompt, "healthy prompt": healthy_prompt, "engine": engine, "strength": strength,
+        "steps": num_inference_steps, "guidance": guidance_scale, "latent drift": latent_drift, "residual": residual,
+        "seeds": list(seeds), "sigma": sigma, "classifier": str(classifier or ""), **run_on,
         **pix2pix_zero_settings(directions, cross_attention_guidance),
         **({"image guidance": image_guidance_scale} if engine == "instruct" else {}),
     }  # fmt: skip
@@ -115,10 +114,36 @@ def attribute_to_folder(
     return out
 
 
-def classifier_maps(network: ImageClassifier, pixels: torch.Tensor, row: dict) -> dict[str, np.ndarray]:
-    """Gradient saliency and Grad-CAM (H, W) for the row's present finding known to the classifier, else for
-    the label the classifier rates most likely; computed at the classifier's size, resized to the image's."""
+def counterpart_prompts(
+    template: PromptTemplate, row: dict, engine: str, finding: str | None = None
+) -> tuple[str, str, PromptSets | None]:
+    """Source prompt, counterpart prompt (an instruction for the instruct engine) and pix2pix-zero's paraphrase
+    sets (its Δc, else None): the healthy counterpart, or with `finding` the counterfactual without that one."""
+    if finding is None:
+        (source,), (healthy,) = healthy_prompts(template, [row])
+        if engine == "instruct":  # an InstructPix2Pix model reads "remove the ..." instead of a healthy prompt
+            healthy = healthy_instructions([row], vocabulary=template.vocabulary)[0]
+        return source, healthy, healthy_paraphrases(template, [row]) if engine == "pix2pix-zero" else None
+    if parse_finding(finding, row.get(finding)) != 1:
+        present = [key for key in template.vocabulary.findings if parse_finding(key, row.get(key)) == 1]
+        raise ValueError(
+            f"--finding {finding}: the row does not have it, so its map would be empty; pass --row {finding}=1 if "
+            f"the image shows it, or choose one of the row's findings {present}"
+        )
+    edits = [f"{finding}=absent"]
+    (source,), (target,) = edit_prompts(template, [row], edits)
+    if engine == "instruct":
+        target = edit_instructions([row], edits, vocabulary=template.vocabulary)[0]
+    return source, target, paraphrase_prompts(template, [row], edits) if engine == "pix2pix-zero" else None
+
+
+def classifier_maps(
+    network: ImageClassifier, pixels: torch.Tensor, row: dict, *, finding: str | None = None
+) -> dict[str, np.ndarray]:
+    """Gradient saliency and Grad-CAM (H, W) for `finding` or the row's present finding known to the classifier,
+    else for the label the classifier rates most likely; computed at the classifier's size, resized to the image's."""
     present = [i for i, name in enumerate(network.label_names) if parse_finding(name, row.get(name)) == 1]
+    present = [network.label_names.index(finding)] if finding in network.label_names else present
     likeliest = int(classify(network, resize_for_classifier(network, pixels))[0].argmax())
     label = present[0] if present else likeliest
     name = network.label_names[label]

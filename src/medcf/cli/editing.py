@@ -194,6 +194,10 @@ def attribute(
     residual: ResidualOption = False,
     sigma: Annotated[float, typer.Option(help="Gaussian smoothing of the map, pixels.")] = 1.0,
     anatomy_mask: Annotated[Path | None, typer.Option(help="Keep the map inside this mask only.")] = None,
+    finding: Annotated[
+        str | None,
+        typer.Option(help="Map this finding only: its counterpart keeps the row's other findings (e.g. nodule)."),
+    ] = None,
     patient_info: PatientInfoOption = None,
     index: IndexOption = None,
     seed: SeedOption = 0,
@@ -219,7 +223,7 @@ def attribute(
         strength=strength, num_inference_steps=steps, guidance_scale=guidance, latent_drift=parse_drift(drift),
         cross_attention_guidance=cross_attention_guidance, sigma=sigma, anatomy_mask=anatomy_mask, index=index,
         device=device, precision=precision, show_names=record_names, patient_info=patient_info,
-        image_guidance_scale=image_guidance, residual=residual,
+        image_guidance_scale=image_guidance, residual=residual, finding=finding,
     )  # fmt: skip
     echo(f"attribution map: {folder / 'map.png'}\nreport: {folder / 'index.html'}")
 
