@@ -134,3 +134,24 @@ def test_auto_precision_is_fp32_on_every_cpu_and_half_on_gpus(monkeypatch: pytes
         monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True, n=native: n)
         assert precision.resolve_precision("auto", torch.device("cuda", 0)) == expected
     assert precision.resolve_precision("auto", torch.device("mps")) == "fp16"
+
+
+def test_per_finding_counterparts_keep_the_other_findings_in_the_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medcf.attribution import scoring
+
+    cases = finding_cases("nodule", n=2, size=32)
+    cases.rows[0]["pleural_effusion"] = 1  # a patient with two findings
+    original, targets = scoring.counterpart_attribution, []
+
+    def spy(components: object, images: torch.Tensor, source: list[str], healthy: list[str], **options: object):
+        targets.append(healthy[0])
+        return original(components, images, source, healthy, **options)
+
+    monkeypatch.setattr(scoring, "counterpart_attribution", spy)
+    template = PromptTemplate("chest X-ray", style="diverse")
+    for per_finding in (False, True):
+        compare_methods(tiny_components(in_channels=1), template, cases, seeds=(0,), num_inference_steps=1,
+                        per_finding=per_finding)  # fmt: skip
+    every, only = targets
+    assert every.startswith("A normal PA chest X-ray")  # every finding removed: the healthy description
+    assert "effusion" in only and "nodule" not in only  # the scored one only

@@ -20,7 +20,7 @@ from medcf.attribution.gradients import at_classifier_size, grad_cam, gradient_s
 from medcf.classifier import ImageClassifier
 from medcf.data.synthetic import effect_mask
 from medcf.data.synthetic.kinds import FIRST_UNSEEN, get_kind
-from medcf.editing import healthy_prompts
+from medcf.editing import edit_prompts, healthy_prompts
 from medcf.metrics import dice_otsu, normalized_cross_correlation, pixel_auroc
 from medcf.models import Components
 from medcf.prompts import PromptTemplate
@@ -80,10 +80,14 @@ def compare_methods(
     classifier: ImageClassifier | None = None,
     batch_size: int = 16,
     counterparts: list[torch.Tensor] | None = None,
+    per_finding: bool = False,
     **counterpart_options: object,
 ) -> list[dict[str, object]]:
     """One row per method: the true counterpart (the ceiling), healthy counterparts from the model, and the
     classifier's gradient saliency and Grad-CAM for the finding; with the seconds each took.
+
+    per_finding: the model's counterpart removes the scored finding only (`medcf attribute --finding`), as the
+    true counterpart does, instead of every finding of the patient.
 
     `counterparts`, when given, receives the model's healthy counterparts batch by batch, so
     soundness metrics can score the very draws the maps came from (the first seed's, (B, C, H, W)).
@@ -91,7 +95,9 @@ def compare_methods(
     methods: dict[str, Callable[[slice], torch.Tensor]] = {"true counterpart": lambda s: _truth(cases, s)}
 
     def counterpart(part: slice) -> torch.Tensor:
-        source, healthy = healthy_prompts(template, cases.rows[part])
+        rows = cases.rows[part]
+        edit = [f"{cases.finding}=absent"]
+        source, healthy = edit_prompts(template, rows, edit) if per_finding else healthy_prompts(template, rows)
         result = counterpart_attribution(components, cases.images[part], source, healthy, **counterpart_options)
         if counterparts is not None:
             counterparts.append(result.counterparts)
