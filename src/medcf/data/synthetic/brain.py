@@ -135,8 +135,9 @@ def _signal(subject: BrainSubject, atlas: BrainAtlas, points: np.ndarray, masks:
     return image
 
 
-def _expose(signal: np.ndarray, anatomy: BrainAnatomy, pose: _Pose) -> np.ndarray:
-    """Coil bias and scanner response, then Rician noise (|complex Gaussian|) from the shared realisation."""
+def expose(signal: np.ndarray, anatomy: BrainAnatomy, pose: _Pose) -> np.ndarray:
+    """Coil bias and scanner response, then Rician noise (|complex Gaussian|) from the shared realisation; 2-D and
+    3-D alike (`pose` holds the bias field and the two noise fields at the output's shape)."""
     linear = np.clip(anatomy.contrast * (signal * pose.bias - 0.5) + 0.5 + anatomy.brightness, 0.0, 1.0)
     response = linear**anatomy.gamma
     magnitude = np.hypot(response + anatomy.noise * pose.noise[0], anatomy.noise * pose.noise[1])
@@ -155,4 +156,4 @@ def render_brain(subject: BrainSubject, size: int, **factor_overrides: object) -
         without = sample(atlas.ventricles, _warped_points(pose, atlas, subject, 0), mode="constant") > 0.5
         masks["alzheimers_disease"] = ventricles & ~without
     signal = _signal(subject, atlas, points, masks)
-    return Render(image=_expose(signal, subject.anatomy, pose), masks=masks)
+    return Render(image=expose(signal, subject.anatomy, pose), masks=masks)

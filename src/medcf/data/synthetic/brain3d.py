@@ -37,6 +37,7 @@ from medcf.data.synthetic.brain import (
     OEDEMA_SIGNAL,
     RIM_BRIGHTENING,
     WHITE_MATTER_LOSS,
+    expose,
     ventricle_magnification,
 )
 from medcf.data.synthetic.brain3d_anatomy import (
@@ -46,7 +47,7 @@ from medcf.data.synthetic.brain3d_anatomy import (
     lesion_center_mm,
 )
 from medcf.data.synthetic.brain3d_pose import Pose, magnify, sample, subject_pose
-from medcf.data.synthetic.brain_subject import BRAIN_FACTORS, BrainAnatomy, BrainSubject
+from medcf.data.synthetic.brain_subject import BRAIN_FACTORS, BrainSubject
 from medcf.data.synthetic.factors import Render, with_factors
 
 # Temporo-parietal regions (centre, semi-axes; MNI mm) where AD atrophy concentrates: the 2-D cohort's
@@ -114,14 +115,6 @@ def _signal(subject: BrainSubject, atlas: Brain3dAtlas, points: np.ndarray, mask
     return image
 
 
-def _expose(signal: np.ndarray, anatomy: BrainAnatomy, pose: Pose) -> np.ndarray:
-    """Coil bias and scanner response, then Rician noise (|complex Gaussian|) from the shared realisation."""
-    linear = np.clip(anatomy.contrast * (signal * pose.bias - 0.5) + 0.5 + anatomy.brightness, 0.0, 1.0)
-    response = linear**anatomy.gamma
-    magnitude = np.hypot(response + anatomy.noise * pose.noise[0], anatomy.noise * pose.noise[1])
-    return np.clip(magnitude, 0.0, 1.0).astype(np.float32)
-
-
 def render_brain3d(subject: BrainSubject, size: int, **factor_overrides: object) -> Render:
     """Volume (size, size, 3 size // 4) float32 in [0, 1], RAS+ voxel order, and masks of `subject`."""
     subject = with_factors(subject, BRAIN_FACTORS, factor_overrides)
@@ -134,4 +127,4 @@ def render_brain3d(subject: BrainSubject, size: int, **factor_overrides: object)
         without = _warped_points(pose, atlas, subject, 0)
         masks["alzheimers_disease"] = ventricles & ~(sample(atlas.ventricles, atlas.index(without)) > 0.5)
     signal = _signal(subject, atlas, points, masks)
-    return Render(image=_expose(signal, subject.anatomy, pose), masks=masks)
+    return Render(image=expose(signal, subject.anatomy, pose), masks=masks)
