@@ -106,3 +106,14 @@ def test_counterfactual_engines_quick_scores_every_engine_and_merges_a_rerun(tmp
     again = {(row["finding"], row["engine"], row["δ"]): row for row in merged["rows"]}
     assert list(again) == list(first)  # same rows, same order
     assert all(again[key] == first[key] for key in first if key[1] != "sdedit")  # kept as they were
+
+
+@pytest.mark.slow
+def test_per_finding_counterparts_quick_scores_both_counterparts_on_multi_finding_patients(tmp_path: Path) -> None:
+    record = run_quick("per_finding_counterparts", tmp_path)
+    assert [(row["finding"], row["counterpart"]) for row in record["rows"]] == [
+        (finding, counterpart)
+        for finding in ("pleural_effusion", "consolidation", "nodule")
+        for counterpart in ("healthy (every finding)", "per finding")
+    ]
+    assert all(row["patients"] >= 1 and 0 <= row["auroc"] <= 1 for row in record["rows"])
