@@ -108,6 +108,7 @@ def test_generate_writes_nifti_in_hu_on_the_training_grid(run_dir: Path, ct_coho
     args = ["generate", "--model", str(run_dir / "model"), "--prompt", "chest CT", "--n", "2", "--out", str(out)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert f"wrote 2 volumes and grid.png to {out}" in result.output
     assert sorted(path.name for path in out.iterdir()) == [
         "0000.nii.gz", "0001.nii.gz", "grid.png", "prompts.csv", "settings.json"
     ]  # fmt: skip

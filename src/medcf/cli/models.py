@@ -120,7 +120,8 @@ def generate(
         precision=precision,
         progress=progress,
     )
-    echo(f"wrote {n} images and grid.png to {folder}")
+    what = "volumes" if any(folder.glob("*.nii.gz")) else "images"  # a 3-D GAN writes NIfTI volumes
+    echo(f"wrote {n} {what} and grid.png to {folder}")
 
 
 @app.command("train-vae")

@@ -19,6 +19,7 @@ the cohorts in `cxr_subject`, `brain_subject` and `ct_subject`.
 """
 
 from medcf.data.synthetic.brain import render_brain
+from medcf.data.synthetic.brain3d import render_brain3d
 from medcf.data.synthetic.brain_subject import BRAIN_FACTORS, BrainSubject, sample_brain_subject
 from medcf.data.synthetic.ct import render_ct
 from medcf.data.synthetic.ct_subject import CT_FACTORS, CtSubject, sample_ct_subject
@@ -45,6 +46,7 @@ __all__ = [
     "preview_grid",
     "preview_kind",
     "render_brain",
+    "render_brain3d",
     "render_ct",
     "render_cxr",
     "sample_brain_subject",
