@@ -13,6 +13,7 @@ from medcf.models import save_components, tiny_components
 from test_cli import medcf
 
 
+@pytest.mark.slow  # end to end through subprocesses, ~15-25 s: runs in CI's slow pass
 def test_counterfactual_runs_from_the_command_line(tmp_path: Path) -> None:
     model = save_components(tiny_components(in_channels=1), tmp_path / "model")
     image = tmp_path / "x.png"

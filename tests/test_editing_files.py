@@ -160,6 +160,7 @@ def test_a_mask_must_line_up_with_the_image(tmp_path: Path) -> None:
         load_mask(tmp_path / "tall.png", 8, like=(40, 60))
 
 
+@pytest.mark.slow  # end to end through subprocesses, ~15-25 s: runs in CI's slow pass
 def test_same_seed_same_bytes_and_no_patient_identifier_in_outputs_or_logs(model: Path, tmp_path: Path) -> None:
     """Determinism and privacy through the real CLI: two runs with one seed write the same pictures; the
     DICOM's name and ID reach neither a file nor the terminal; settings.json records the input's hash."""

@@ -81,6 +81,7 @@ def test_a_reference_to_other_weights_is_refused_on_load(components: Components,
         load_components(out)
 
 
+@pytest.mark.slow  # end to end through subprocesses, ~15-25 s: runs in CI's slow pass
 def test_export_command_copies_the_card_and_template_and_explains_a_trained_encoder(tmp_path: Path) -> None:
     from test_cli import medcf
 

@@ -95,6 +95,7 @@ def test_a_volume_needs_an_index_and_records_it(model: Path, tmp_path: Path) -> 
     assert read_image(out / "counterfactual.nii.gz").shape == (32, 32) and not _leaks(out)
 
 
+@pytest.mark.slow  # end to end through subprocesses, ~15-25 s: runs in CI's slow pass
 def test_the_cli_takes_index_and_record_names(model: Path, tmp_path: Path) -> None:
     from test_cli import medcf
 

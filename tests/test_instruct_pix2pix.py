@@ -142,6 +142,7 @@ def test_a_run_on_true_counterfactuals_trains_the_source_channels(pairs_root: Pa
               tmp_path / "other", progress=False)  # fmt: skip
 
 
+@pytest.mark.slow  # end to end through subprocesses, ~15-25 s: runs in CI's slow pass
 def test_the_instruct_engine_edits_and_attributes_from_the_command_line(tmp_path: Path) -> None:
     from medcf.data import write_png
     from test_cli import medcf

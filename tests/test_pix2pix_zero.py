@@ -201,6 +201,7 @@ def test_pix2pix_zero_options_are_refused_elsewhere_and_out_of_range(components)
         edit_direction(components, [[]], [["normal chest x-ray"]])
 
 
+@pytest.mark.slow  # end to end through subprocesses, ~15-25 s: runs in CI's slow pass
 def test_the_command_line_runs_pix2pix_zero_for_counterfactuals_and_attribution(tmp_path: Path) -> None:
     model = save_components(tiny_components(in_channels=1), tmp_path / "model")
     image = tmp_path / "x.png"
