@@ -5,9 +5,12 @@ from .distribution import frechet_distance, kernel_inception_distance
 from .features import EfficientNetLite0Features, FeatureExtractor, extract_features, fid_kid
 from .image import diversity, ms_ssim, ms_ssim_settings, psnr, ssim
 from .inception import TorchScriptInceptionFeatures
+from .volumes import axial_slices, ct_features, volume_frechet_distance
 
 __all__ = [
     "EfficientNetLite0Features",
+    "axial_slices",
+    "ct_features",
     "FeatureExtractor",
     "dice_otsu",
     "diversity",
@@ -22,5 +25,6 @@ __all__ = [
     "pixel_auroc",
     "psnr",
     "ssim",
+    "volume_frechet_distance",
     "TorchScriptInceptionFeatures",
 ]
