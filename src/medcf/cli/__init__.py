@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
-from medcf.cli import data, dataset, editing, evaluation, models, serve  # noqa: F401 - registers the commands on `app`
+from medcf.cli import data, dataset, editing, effect, evaluation, models, serve  # noqa: F401 - registers the commands on `app`
 from medcf.cli.app import app, echo
 
 __all__ = ["app", "main"]
