@@ -65,8 +65,27 @@ def test_brain_diagnosis_edits():
     brain = {"age": 72, "sex": "F", "diagnosis": "AD"}
     simple = PromptTemplate("brain MRI", style="simple")
     assert simple.render(apply_edit(brain, "diagnosis=CN")) == "A normal brain MRI of a 72 year old female."
-    with pytest.raises(ValueError, match=r"edit 'alzheimers_disease=absent' makes an invalid row: diagnosis"):
-        apply_edit(brain, "alzheimers_disease=absent")
+    # The diagnosis code follows an edit of its finding: removed, the code is cleared (CN or MCI is not known).
+    assert apply_edit(brain, "alzheimers_disease=absent") == {**brain, "diagnosis": "", "alzheimers_disease": 0}
+    assert apply_edit(brain, "cognitively_normal=present")["diagnosis"] == "CN"
+    # What `medcf synth brain` writes: the flag beside its code; adding AD recodes CN, a lesion leaves it.
+    normal = {"age": 59, "sex": "F", "diagnosis": "CN", "lesion": 0, "alzheimers_disease": 0}
+    assert apply_edit(normal, "alzheimers_disease=present") == {**normal, "diagnosis": "AD", "alzheimers_disease": 1}
+    assert apply_edit(normal, "lesion=present") == {**normal, "lesion": 1}
+
+
+def test_a_cognitive_diagnosis_does_not_rule_out_a_lesion():
+    """ADNI's CN rules out dementia, not an incidental lesion: both may be present, and the scan is not "normal"."""
+    simple = PromptTemplate("brain MRI", style="simple")
+    row = {"age": 59, "sex": "F", "diagnosis": "CN", "lesion": 1}
+    assert simple.render(row) == "A brain MRI of a 59 year old female with a lesion."
+    assert simple.render({**row, "lesion": 0}) == "A normal brain MRI of a 59 year old female."
+    with pytest.raises(ValueError, match=r"cognitively_normal=1 \(normal\) and alzheimers_disease=1, which"):
+        simple.render({**row, "alzheimers_disease": 1})
+    scoped = Vocabulary.from_mapping({"findings": {"no_finding": {"scope": ["pneumonia"]}}})
+    assert apply_edit({"no_finding": 1}, "nodule=present", vocabulary=scoped) == {"no_finding": 1, "nodule": 1}
+    with pytest.raises(ValueError, match=r"findings.no_finding.scope: 'pneumonia_x' is not a finding key"):
+        Vocabulary.from_mapping({"findings": {"no_finding": {"scope": ["pneumonia_x"]}}})
 
 
 def test_edits_with_an_extended_vocabulary():

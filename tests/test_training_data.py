@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from unittest.mock import patch
 
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -162,3 +163,21 @@ def test_a_disk_full_during_a_checkpoint_keeps_the_previous_one(tmp_path: Path) 
     assert [path.name for path in folder.iterdir()] == ["step-0000001"]  # nothing half-written left behind
     assert {path.relative_to(previous): path.read_bytes() for path in previous.rglob("*") if path.is_file()} == saved
     assert latest_checkpoint(folder) == previous
+
+
+def test_every_prompt_is_rendered_before_training_starts(tmp_path: Path, cxr_synth_root: Path) -> None:
+    """A row that cannot become a prompt stops the run before step 0 and names its image; a brain cohort's
+    cognitively normal subjects with an incidental lesion (the bug that stopped a brain run at step 0) render."""
+    from medcf.data.synthetic import synthesize
+
+    brain = synthesize("brain", tmp_path / "brain", n=40, size=32, seed=0, counterfactuals=False, progress=False)
+    cohorts = load_cohorts(brain, modality="brain MRI", holdout_fraction=0.0, seed=0)
+    rows = cohorts[TRAIN].records
+    assert ((rows["diagnosis"] == "CN") & (rows["lesion"] == 1)).any()
+    dataset = training_dataset(cohorts[TRAIN], resolution=32, prompt_style="simple", patient_info=True, seed=0)
+    assert "lesion" in dataset.prompt(int(((rows["diagnosis"] == "CN") & (rows["lesion"] == 1)).argmax()))
+    table = pd.read_csv(cxr_synth_root / "metadata.csv")
+    table.assign(no_finding=1).to_csv(cxr_synth_root.parent / "no-finding.csv", index=False)  # and findings
+    bad = load_cohorts(cxr_synth_root, csv="../no-finding.csv", modality="chest X-ray", holdout_fraction=0.0, seed=0)
+    with pytest.raises(ValueError, match=r"^image cxr\d+ \(.*\): row marks no_finding=1 \(normal\) and \w+=1"):
+        training_dataset(bad[TRAIN], resolution=32, prompt_style="simple", patient_info=True, seed=0)

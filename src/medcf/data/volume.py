@@ -160,7 +160,10 @@ class VolumeTextDataset(Dataset):
     def prompt(self, index: int) -> str:
         """The prompt of item `index` without reading its volume (the same per id in every run, as for 2-D)."""
         row = self._rows[index]
-        return self.template.render(row, seed=self.seed + zlib.crc32(row["id"].encode()))
+        try:
+            return self.template.render(row, seed=self.seed + zlib.crc32(row["id"].encode()))
+        except ValueError as error:
+            raise ValueError(f"volume {row['id']} ({row['path']}): {error}") from None
 
 
 def random_patch(values: np.ndarray, patch: tuple[int, int, int], path: str = "") -> np.ndarray:

@@ -66,14 +66,25 @@ def _set_finding(edited: dict[str, object], edit: str, key: str, text: str, voca
     if (value := _FINDING_VALUES.get(text.lower())) is None:
         raise ValueError(f"edit '{edit}': finding value '{text}' not understood; use present, absent, 1 or 0")
     edited[key] = value
+    _recode_diagnosis(edited, key, value, vocabulary)
     finding = vocabulary.findings[key]
     if value != 1 or not (finding.pathology or finding.normal):
         return
-    # CheXpert's "No Finding" is 1 only when no pathology is present, so the two flip together.
-    for other, item in vocabulary.findings.items():
-        contradicts = item.normal if finding.pathology else item.pathology
-        if other != key and contradicts and parse_finding(other, edited.get(other)) == 1:
+    # CheXpert's "No Finding" is 1 only when no pathology is present, so the two flip together (a scoped
+    # marker, ADNI's CN, only with the pathologies it rules out).
+    for other in vocabulary.findings:
+        if other != key and vocabulary.contradicts(key, other) and parse_finding(other, edited.get(other)) == 1:
             edited[other] = 0
+
+
+def _recode_diagnosis(edited: dict[str, object], key: str, value: int | None, vocabulary: Vocabulary) -> None:
+    """A diagnosis code (ADNI's "AD") follows an edit of the finding it codes or of one it contradicts: it becomes
+    the edited finding's code where there is one (alzheimers_disease=present: "AD"), else it is cleared."""
+    coded = vocabulary.diagnoses.get(str(edited.get("diagnosis", "")).strip().upper())
+    if coded is None or not (coded == key and value == 0 or value == 1 and vocabulary.contradicts(coded, key)):
+        return
+    codes = [code for code, finding in vocabulary.diagnoses.items() if finding == key]
+    edited["diagnosis"] = codes[0] if value == 1 and codes else ""
 
 
 def _field_value(edit: str, field: str, text: str, row: dict[str, object], vocabulary: Vocabulary) -> object:

@@ -189,11 +189,11 @@ def parse_row(row: Mapping[str, object], vocabulary: Vocabulary) -> ClinicalRow:
 
 
 def _check_normal_consistency(findings: dict[str, int | None], vocabulary: Vocabulary) -> None:
-    """A study marked normal (CheXpert "No Finding", a CN diagnosis) cannot also show a pathology."""
-    normal = [key for key, value in findings.items() if value == 1 and vocabulary.findings[key].normal]
-    disease = [key for key, value in findings.items() if value == 1 and vocabulary.findings[key].pathology]
-    if normal and disease:
-        raise ValueError(
-            f"row marks {normal[0]}=1 (a normal study) and {disease[0]}=1; a normal study has no pathology, "
-            "fix one of them (diagnosis codes count as their finding)"
-        )
+    """A normal marker (CheXpert "No Finding", a CN diagnosis) cannot come with a pathology it rules out."""
+    present = [key for key, value in findings.items() if value == 1]
+    for normal in (key for key in present if vocabulary.findings[key].normal):
+        if disease := [key for key in present if vocabulary.contradicts(normal, key)]:
+            raise ValueError(
+                f"row marks {normal}=1 (normal) and {disease[0]}=1, which {normal} rules out; "
+                "fix one of them (diagnosis codes count as their finding)"
+            )

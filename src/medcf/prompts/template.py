@@ -181,7 +181,9 @@ class PromptTemplate:
         return [key for key, value in state.findings if value == 1 and not self.vocabulary.findings[key].normal]
 
     def _is_normal(self, state: ClinicalRow) -> bool:
-        return any(value == 1 and self.vocabulary.findings[key].normal for key, value in state.findings)
+        """A normal marker is present and no pathology is (CN with an incidental lesion is no normal scan)."""
+        present = [self.vocabulary.findings[key] for key, value in state.findings if value == 1]
+        return any(item.normal for item in present) and not any(item.pathology for item in present)
 
 
 def _patient(state: ClinicalRow, pick: Pick) -> str:

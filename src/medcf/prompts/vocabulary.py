@@ -24,6 +24,9 @@ class Finding:
     paraphrases: tuple[str, ...]  # in-sentence noun phrases ("a mass"); "simple" uses the first
     normal: bool = False  # study-level normal marker (CheXpert "No Finding"): 1 = normal, 0 says nothing
     pathology: bool = True  # False for support devices, which CheXpert's "No Finding" allows
+    # A normal marker's scope: the findings it rules out; () = every pathology (study-level, CheXpert's "No
+    # Finding"). ADNI's CN is a cognitive diagnosis: it rules out dementia, not an incidental lesion on the scan.
+    scope: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ class Vocabulary:
         for code, key in self.diagnoses.items():
             if key not in self.findings:
                 raise ValueError(f"vocabulary diagnoses.{code}: '{key}' is not a finding key; add the finding")
+        for key, finding in self.findings.items():
+            if unknown := [name for name in finding.scope if name not in self.findings]:
+                raise ValueError(f"vocabulary findings.{key}.scope: '{unknown[0]}' is not a finding key")
         owners: dict[str, str] = {}
         for key, modality in self.modalities.items():
             for spelling in spellings(key, modality):
@@ -58,6 +64,14 @@ class Vocabulary:
                         f"vocabulary modalities: '{spelling}' names both {owners[spelling]} and {key}; "
                         "remove one alias"
                     )
+
+    def contradicts(self, key: str, other: str) -> bool:
+        """Whether findings `key` and `other` cannot both be present: a normal marker and a pathology it rules out."""
+        for marker, finding in ((key, other), (other, key)):
+            normal, item = self.findings[marker], self.findings[finding]
+            if normal.normal and item.pathology and (not normal.scope or finding in normal.scope):
+                return True
+        return False
 
     def modality(self, name: str) -> Modality:
         """Look a modality up by key, name or alias, case-insensitively."""
@@ -100,6 +114,7 @@ def make_finding(
     statement: str | None = None,
     normal: bool = False,
     pathology: bool = True,
+    scope: tuple[str, ...] = (),
     article: bool = False,
 ) -> Finding:
     """A finding with report-style defaults; `article` makes sentences say "with a mass" (count nouns)."""
@@ -111,6 +126,7 @@ def make_finding(
         tuple(dict.fromkeys((head, *paraphrases))),
         normal,
         pathology,
+        scope,
     )
 
 
@@ -168,7 +184,8 @@ _FINDINGS = {
                              "hippocampal atrophy consistent with Alzheimer's disease"),
     "mild_cognitive_impairment": _f("mild cognitive impairment", "MCI", "mild cognitive decline",
                                     "prodromal cognitive impairment"),
-    "cognitively_normal": _f("cognitively normal", normal=True, pathology=False),
+    "cognitively_normal": _f("cognitively normal", normal=True, pathology=False,
+                             scope=("alzheimers_disease", "mild_cognitive_impairment")),
     "lesion": _f("lesion", "a focal lesion", "a focal brain lesion", "abnormal focal signal", article=True),
     "atrophy": _f("atrophy", "cerebral atrophy", "brain volume loss",
                   "enlarged ventricles and widened sulci"),

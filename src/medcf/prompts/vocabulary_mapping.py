@@ -1,7 +1,7 @@
 """Extending the vocabulary from a mapping parsed from YAML, with one-line errors that name the entry.
 
 Schema (configs/vocabulary.example.yaml is the annotated example):
-  findings:        <snake_case key>: {phrase, negative, statement, paraphrases, normal, pathology}
+  findings:        <snake_case key>: {phrase, negative, statement, paraphrases, normal, pathology, scope}
   modalities:      <snake_case key>: {name, prefix, image_names, normal, aliases}
   diagnoses:       <code>: <finding key>
   identity_fields: [<column>, ...]
@@ -23,7 +23,7 @@ SECTIONS = ("findings", "modalities", "diagnoses", "identity_fields")
 _KEY = re.compile(r"[a-z][a-z0-9_]*")
 # Field kinds accepted from YAML: "text" is a non-empty string, "texts" a non-empty list of them.
 _FINDING_FIELDS = {"phrase": "text", "negative": "text", "statement": "text", "paraphrases": "texts",
-                   "normal": "flag", "pathology": "flag"}  # fmt: skip
+                   "normal": "flag", "pathology": "flag", "scope": "texts"}  # fmt: skip
 _MODALITY_FIELDS = {"name": "text", "prefix": "text", "image_names": "texts", "normal": "texts",
                     "aliases": "texts"}  # fmt: skip
 

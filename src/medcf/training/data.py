@@ -73,7 +73,7 @@ def training_dataset(
     cohort: Cohort, *, resolution: int, prompt_style: str, patient_info: bool, seed: int
 ) -> ImageTextDataset:
     template = PromptTemplate(cohort.modality, style=prompt_style, patient_info=patient_info)
-    return ImageTextDataset(cohort, template, resolution=resolution, seed=seed)
+    return _checked_prompts(ImageTextDataset(cohort, template, resolution=resolution, seed=seed))
 
 
 def volume_dataset(
@@ -84,7 +84,16 @@ def volume_dataset(
     cohort = readable_volumes(cohort, bad_files)
     template = PromptTemplate(cohort.modality, style=prompt_style, patient_info=patient_info)
     value_range = dataset_value_range(cohort.root)
-    return VolumeTextDataset(cohort, template, value_range=value_range, patch=tuple(patch) or None, seed=seed)
+    dataset = VolumeTextDataset(cohort, template, value_range=value_range, patch=tuple(patch) or None, seed=seed)
+    return _checked_prompts(dataset)
+
+
+def _checked_prompts(dataset: ImageTextDataset | VolumeTextDataset) -> ImageTextDataset | VolumeTextDataset:
+    """`dataset` once every row's prompt has rendered: a row that cannot become a prompt (a contradiction, a bad
+    value) stops the run before step 0, naming its image, not when a batch first draws it (milliseconds a row)."""
+    for index in range(len(dataset)):
+        dataset.prompt(index)
+    return dataset
 
 
 def epoch_batches(
