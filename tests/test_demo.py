@@ -17,7 +17,7 @@ from medcf.demo import run_demo
 from medcf.pretrained import SAMPLING_FILE, pretrained_path
 
 HEADINGS = (
-    "The shipped model",
+    "The model",
     "Generation from clinical prompts",
     "Healthy counterparts and attribution, scored",
     "Counterfactuals of a held-out patient",

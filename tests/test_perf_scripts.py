@@ -117,3 +117,14 @@ def test_per_finding_counterparts_quick_scores_both_counterparts_on_multi_findin
         for counterpart in ("healthy (every finding)", "per finding")
     ]
     assert all(row["patients"] >= 1 and 0 <= row["auroc"] <= 1 for row in record["rows"])
+
+
+@pytest.mark.slow
+def test_brain_atrophy_quick_scores_both_edits_on_every_measure(tmp_path: Path) -> None:
+    record = run_quick("brain_atrophy", tmp_path)
+    rows = record["rows"]
+    assert [(row["edit"], row["measure"]) for row in rows][:3] == [
+        ("20 years older (per decade)", name) for name in ("ventricles", "sulcal_csf", "cortical_signal")
+    ]
+    assert len(rows) == 6 and all(row["patients"] == 4 for row in rows)
+    assert all(row["truth"] > 0 for row in rows if row["measure"] != "cortical_signal")  # the renderer's atrophy

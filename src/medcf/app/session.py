@@ -16,12 +16,15 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # the app's worker threads have no display
+import nibabel as nib
 import numpy as np
 from matplotlib import pyplot as plt
 from PIL import Image
 
+from medcf.app.anatomies import AppAnatomy, anatomy_of
 from medcf.atomic import atomic_path
 from medcf.data import read_image, write_image
+from medcf.data.nifti import save_nifti
 from medcf.data.synthetic.kinds import unseen_patients
 from medcf.editing.files import clinical_row, load_model_input
 from medcf.editing.to_folder import counterfactual_to_folder, inpaint_to_folder
@@ -33,7 +36,6 @@ MAX_UPLOAD_MB = 64  # a CR/DX radiograph is ≤ 30 MB; larger files are refused 
 DEMO_PATIENTS = 8
 VOLUME = re.compile(r" holds (\d+) ([\w ]+); pass --index ")  # load_model_input's refusal of a file of several images
 COPY_SUFFIXES = {"dicom": ".dcm", "nifti": ".nii.gz"}  # the app's copy of an upload; PNG/JPEG are copied as PNG
-ROW_FIELDS = ("age", "sex", "smoking", "view", "nodule", "consolidation", "pleural_effusion", "cardiomegaly")
 
 
 @dataclass
@@ -43,6 +45,8 @@ class Source:
     path: Path
     row: dict[str, object]
     display: np.ndarray  # (R, R) in [0, 1]: what the model sees, centre-cropped and resized
+    slices: int = 1  # axial slices of a NIfTI volume upload: then `path` is the volume and `index` the slice shown
+    index: int | None = None
 
 
 @dataclass
@@ -52,6 +56,10 @@ class Workspace:
     model: PretrainedModel
     out: Path
     _counter: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def anatomy(self) -> AppAnatomy:
+        return anatomy_of(self.model)
 
     def new_folder(self, action: str) -> Path:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -75,17 +83,19 @@ def check_upload(path: str | Path) -> Path:
 
 
 def open_upload(workspace: Workspace, path: str | Path) -> Source:
-    """An uploaded PNG/DICOM/NIfTI slice and the clinical row its header states (DICOM).
+    """An uploaded PNG/DICOM/NIfTI slice and the clinical row its header states (DICOM); a NIfTI volume opens at
+    its middle axial slice, and `open_slice` shows another (which slice shows the finding is the user's call).
 
-    The app edits a copy written into the workspace as `NNNN-upload/image.<dcm|nii.gz|png>`: a new, anonymous
-    file (medcf's derived-image writers keep geometry only), so no output names the patient or the file.
+    The app edits a copy written into the workspace as `NNNN-upload/image.<dcm|nii.gz|png>` (a volume:
+    `volume.nii.gz`): a new, anonymous file (geometry and voxels only), so no output names the patient or the file.
     """
     path = check_upload(path)
     try:
         source = load_model_input(path, workspace.model.resolution)
     except ValueError as error:
-        # A volume is refused, not cut at its middle slice: which slice shows the finding is the user's call.
-        if held := VOLUME.search(str(error)):
+        if (held := VOLUME.search(str(error))) and path.name.lower().endswith((".nii", ".nii.gz")):
+            return open_volume(workspace, path, slices=int(held[1]))
+        if held:  # a multi-frame DICOM: its frames are not copied anonymously here
             raise ValueError(
                 f"{path.name} holds {held[1]} {held[2]}; the app edits one 2-D image: upload a single slice, or "
                 f"run `medcf counterfactual --index` on the file"
@@ -102,6 +112,40 @@ def open_upload(workspace: Workspace, path: str | Path) -> Source:
     return Source(Path(copy), clinical_row(source.image, []), source.display)
 
 
+def open_volume(workspace: Workspace, path: Path, *, slices: int) -> Source:
+    """A NIfTI volume upload: an anonymous copy of its voxels and geometry, shown at its middle axial slice."""
+    folder = workspace.new_folder("upload")
+    folder.mkdir()
+    copy = anonymous_nifti(path, folder / "volume.nii.gz")
+    return open_slice(workspace, Source(copy, {}, np.zeros((1, 1)), slices=slices), slices // 2)
+
+
+def open_slice(workspace: Workspace, source: Source, index: int) -> Source:
+    """`source`'s volume shown at axial slice `index` (0-based), its clinical row kept."""
+    if source.slices <= 1:
+        raise ValueError("the image is a single slice; upload a NIfTI volume to choose slices")
+    if not 0 <= index < source.slices:
+        last = source.slices - 1
+        raise ValueError(f"slice {index}: the volume has {source.slices} axial slices; choose 0 to {last}")
+    shown = load_model_input(source.path, workspace.model.resolution, index=index)
+    return Source(source.path, source.row, shown.display, slices=source.slices, index=index)
+
+
+def anonymous_nifti(path: Path, out: Path) -> Path:
+    """The upload's voxels, geometry and display window in a new NIfTI: no description, intent name or aux file
+    (header fields where converters leave names and study IDs)."""
+    source = nib.load(path)
+    if len(source.shape) > 3 and int(np.prod(source.shape[3:])) > 1:
+        raise ValueError(f"{path.name}: a 4-D series of {source.shape[3]} volumes; upload one 3-D volume")
+    data = np.asarray(source.dataobj, dtype=np.float32).reshape(source.shape[:3])
+    image = nib.Nifti1Image(data, source.affine)
+    image.set_sform(source.affine, int(source.header["sform_code"]) or 2)
+    image.set_qform(source.affine, int(source.header["qform_code"]) or 1)
+    image.header.set_xyzt_units(*source.header.get_xyzt_units())
+    image.header["cal_min"], image.header["cal_max"] = source.header["cal_min"], source.header["cal_max"]
+    return save_nifti(image, out)
+
+
 def discard_upload(path: str | Path) -> None:
     """Delete gradio's temporary copy of an upload, and its folder when empty: it holds the patient's file name
     and full header, and gradio would leave it in its temporary folder after the app stops."""
@@ -112,14 +156,15 @@ def discard_upload(path: str | Path) -> None:
 
 
 def demo_patient(workspace: Workspace, index: int, *, seed: int = 0) -> Source:
-    """Held-out semi-synthetic patient `index` (never in any training set), written as a PNG to edit."""
+    """Held-out semi-synthetic patient `index` of the model's anatomy (never in any training set), as a PNG."""
     if not 0 <= index < DEMO_PATIENTS:
         raise ValueError(f"demo patient {index + 1}: choose 1 to {DEMO_PATIENTS}")
-    _, render, row = unseen_patients("cxr", DEMO_PATIENTS, seed=seed, size=workspace.model.resolution)[index]
+    anatomy = workspace.anatomy
+    _, render, row = unseen_patients(anatomy.kind, DEMO_PATIENTS, seed=seed, size=workspace.model.resolution)[index]
     folder = workspace.out / "patients"
     folder.mkdir(parents=True, exist_ok=True)
     path = write_image(folder / f"patient{index + 1}.png", render.image)
-    return Source(Path(path), {key: row[key] for key in ROW_FIELDS if key in row}, render.image)
+    return Source(Path(path), {key: row[key] for key in anatomy.row_fields if key in row}, render.image)
 
 
 def parse_row(text: str) -> dict[str, str]:
@@ -154,7 +199,7 @@ def run_edit(
     model = workspace.model
     folder = counterfactual_to_folder(
         model.folder, source.path, [edit], workspace.new_folder("counterfactual"), row=_row_options(source.row),
-        strength=strength, num_inference_steps=steps, latent_drift=latent_drift, seed=seed,
+        index=source.index, strength=strength, num_inference_steps=steps, latent_drift=latent_drift, seed=seed,
         guidance_scale=float(model.settings.get("guidance_scale", 3.0)), components=model.components,
         precision=model.precision,
     )  # fmt: skip
@@ -179,7 +224,7 @@ def run_inpaint(workspace: Workspace, source: Source, mask: np.ndarray, prompt: 
     model, folder = workspace.model, workspace.new_folder("inpaint")
     mask_path = write_image(workspace.out / "patients" / f"mask-{folder.name}.png", (mask > 0.5).astype(np.float32))
     inpaint_to_folder(
-        model.folder, source.path, mask_path, prompt, folder, num_inference_steps=steps, seed=seed,
+        model.folder, source.path, mask_path, prompt, folder, num_inference_steps=steps, seed=seed, index=source.index,
         latent_drift=model.settings.get("latent_drift", 0.0), components=model.components, precision=model.precision,
     )  # fmt: skip
     return folder, _read_png(folder / "inpainted.png")

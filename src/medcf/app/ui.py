@@ -9,6 +9,7 @@ when the app stops (gradio's delete_cache).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from medcf.app.session import (  # noqa: E402
     demo_patient,
     discard_upload,
     format_row,
+    open_slice,
     open_upload,
     parse_row,
     run_edit,
@@ -33,19 +35,6 @@ from medcf.app.session import (  # noqa: E402
 from medcf.data import read_image  # noqa: E402
 from medcf.figures import to_rgb  # noqa: E402
 
-EDITS = {
-    "remove nodule": "nodule=absent",
-    "remove consolidation": "consolidation=absent",
-    "remove pleural effusion": "pleural_effusion=absent",
-    "remove cardiomegaly": "cardiomegaly=absent",
-    "add pleural effusion": "pleural_effusion=present",
-    "age +20 years": "age+=20",
-    "age −20 years": "age-=20",
-    "sex → female": "sex=F",
-    "sex → male": "sex=M",
-    "smoking → current": "smoking=current",
-    "smoking → never": "smoking=never",
-}
 PATIENTS = [f"held-out patient {i + 1}" for i in range(DEMO_PATIENTS)]
 DELETE_CACHE = (3600, 3600)  # (every, older than) seconds: gradio deletes stray uploads hourly and all at stop
 THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])  # no Google Fonts fetch
@@ -53,9 +42,10 @@ THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospac
 
 def build_app(workspace: Workspace) -> gr.Blocks:
     """The Blocks page bound to one loaded model and output folder."""
+    anatomy = workspace.anatomy
     with gr.Blocks(title="medcf", delete_cache=DELETE_CACHE) as page:
         gr.Markdown(
-            "# medcf: counterfactual chest X-rays\n"
+            f"# medcf: {anatomy.title}\n"
             f"Model: `{workspace.model.folder.name}` ({workspace.model.resolution} px, semi-synthetic training data; "
             "not for diagnosis). Results are written to the output folder and offered for download."
         )
@@ -68,9 +58,11 @@ def build_app(workspace: Workspace) -> gr.Blocks:
                 image = gr.Image(
                     label="image (as the model sees it)", type="numpy", interactive=False, elem_id="image"
                 )
+                volume_slice = gr.Number(label="axial slice of a NIfTI volume (0-based)", precision=0, minimum=0,
+                                         elem_id="slice")  # fmt: skip
                 row = gr.Textbox(label="clinical row (field=value, editable)", elem_id="row")
             with gr.Column():
-                edit = gr.Dropdown(list(EDITS), value="remove pleural effusion", label="edit", elem_id="edit")
+                edit = gr.Dropdown(list(anatomy.edits), value=anatomy.default_edit, label="edit", elem_id="edit")
                 strength = gr.Slider(0.2, 1.0, value=0.8, step=0.05, label="strength (fraction of steps re-run)")
                 drift = gr.Slider(-0.2, 0.2, value=float(workspace.model.settings.get("latent_drift", 0.0)),
                                   step=0.01, label="Latent Drift δ")  # fmt: skip
@@ -85,15 +77,16 @@ def build_app(workspace: Workspace) -> gr.Blocks:
             with gr.Row():
                 canvas = gr.ImageEditor(label="paint the region", type="numpy", sources=("upload",), elem_id="canvas")
                 mask_file = gr.File(label="or upload a white-on-black mask", file_types=[".png"], elem_id="mask")
-            prompt = gr.Textbox(label="prompt for the region", value="A PA chest X-ray with consolidation.")
+            prompt = gr.Textbox(label="prompt for the region", value=anatomy.inpaint_prompt)
             inpaint = gr.Button("Inpaint", elem_id="inpaint")
             inpainted = gr.Image(label="inpainted", interactive=False, elem_id="inpainted")
         downloads = gr.File(label="download results", file_count="multiple", interactive=False, elem_id="downloads")
         status = gr.Markdown(elem_id="status")
 
-        opened = [source, image, row, canvas, status]
+        opened = [source, image, row, canvas, status, volume_slice]
         patient.change(lambda name: _open(workspace, patient=name), patient, opened)
         upload.upload(lambda file: _open(workspace, upload=file), upload, opened)
+        volume_slice.submit(lambda *a: _slice(workspace, *a), [source, volume_slice, row], opened)
         run.click(lambda *a: _edit(workspace, *a), [source, row, edit, strength, drift, steps],
                   [result, attribution, histogram, downloads, status])  # fmt: skip
         inpaint.click(lambda *a: _inpaint(workspace, *a), [source, row, canvas, mask_file, prompt, steps],
@@ -122,7 +115,7 @@ def _discard_masks_on_unload(page: gr.Blocks, mask_file: gr.File) -> None:
 
 def _open(workspace: Workspace, *, patient: str | None = None, upload: str | None = None):
     if patient is None and upload is None:
-        return None, None, "", None, ""
+        return None, None, "", None, "", None
     try:
         source = demo_patient(workspace, PATIENTS.index(patient)) if patient else open_upload(workspace, upload)
     except (ValueError, FileNotFoundError) as error:
@@ -131,15 +124,35 @@ def _open(workspace: Workspace, *, patient: str | None = None, upload: str | Non
     finally:
         if upload:
             discard_upload(upload)  # read or refused, gradio's copy keeps the patient's name: delete it now
-    shown = _rgb(source.display)
     name = patient or f"upload opened; the app keeps an anonymous copy, `{source.path.parent.name}/{source.path.name}`"
-    return source, shown, format_row(source.row), {"background": shown, "layers": [], "composite": shown}, name
+    return _opened(source, name)
+
+
+def _slice(workspace: Workspace, source: Source | None, index: float | None, row: str):
+    """Show another axial slice of the uploaded volume, keeping the row as typed."""
+    if source is None or index is None:
+        raise gr.Error("upload a NIfTI volume first, then choose its slice")
+    try:
+        shown = open_slice(workspace, _with_row(source, row), int(index))
+    except ValueError as error:
+        raise gr.Error(str(error)) from None
+    return _opened(shown, f"slice {shown.index} of {shown.slices}")
+
+
+def _opened(source: Source, status: str):
+    """The outputs of opening an image: state, picture, row, inpainting canvas, status, slice number."""
+    shown = _rgb(source.display)
+    if source.slices > 1:
+        status += f"; axial slice {source.index} of 0–{source.slices - 1} shown (type another, press Enter)"
+    canvas = {"background": shown, "layers": [], "composite": shown}
+    return source, shown, format_row(source.row), canvas, status, source.index
 
 
 def _edit(workspace: Workspace, source: Source | None, row: str, edit: str, strength, drift, steps):
     source = _with_row(source, row)
     try:
-        done = run_edit(workspace, source, EDITS[edit], strength=strength, latent_drift=drift, steps=int(steps))
+        done = run_edit(workspace, source, workspace.anatomy.edits[edit], strength=strength, latent_drift=drift,
+                        steps=int(steps))  # fmt: skip
     except (ValueError, FileNotFoundError) as error:
         raise gr.Error(str(error)) from None
     message = f"{edit}: written to `{done.folder}`"
@@ -167,7 +180,7 @@ def _with_row(source: Source | None, row: str) -> Source:
     if source is None:
         raise gr.Error("pick a demo patient or upload an image first")
     try:
-        return Source(source.path, parse_row(row), source.display)
+        return dataclasses.replace(source, row=parse_row(row))
     except ValueError as error:
         raise gr.Error(str(error)) from None
 

@@ -17,22 +17,27 @@ def demo(
         "demo-output"
     ),
     seed: SeedOption = 0,
+    anatomy: Annotated[
+        str, typer.Option(help="cxr: chest X-rays and RG1_UNCR.dcm; brain: brain MRI and the MNI152 template.")
+    ] = "cxr",
     model: Annotated[
-        Path | None, typer.Option(help="A 64 px chest X-ray model folder to tour instead of the shipped one.")
+        Path | None, typer.Option(help="A 64 px model folder of that anatomy to tour instead of the shipped one.")
     ] = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
 ) -> None:
-    """Run the end-to-end demo with the shipped model on held-out patients and RG1_UNCR.dcm; writes OUT/index.html.
+    """Run the end-to-end demo with a shipped model on held-out patients and real scans; writes OUT/index.html.
 
-    Example: `medcf demo --out demo-output`
+    Example: `medcf demo --out demo-output` or `medcf demo --anatomy brain --out demo-brain`
     """
     check_options(seed=seed)
     check_inputs(model=model)
-    device, precision = check_device(device, precision)
-    from medcf.demo import run_demo
+    from medcf.demo import MODEL_STEPS, run_demo
 
-    report = run_demo(out, seed=seed, model=model, device=device, precision=precision)
+    if anatomy not in MODEL_STEPS:
+        raise ValueError(f"--anatomy {anatomy}: choose {' or '.join(MODEL_STEPS)}")
+    device, precision = check_device(device, precision)
+    report = run_demo(out, seed=seed, anatomy=anatomy, model=model, device=device, precision=precision)
     echo(f"demo report: {report}")
 
 

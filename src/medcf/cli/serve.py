@@ -13,8 +13,11 @@ from medcf.cli.app import DeviceOption, PrecisionOption, app, check_device, chec
 @app.command("app")
 def app_command(
     model: Annotated[
-        Path | None, typer.Option(help="Model folder (diffusers layout); default: the shipped cxr64 model.")
+        Path | None, typer.Option(help="Model folder (diffusers layout); default: the shipped model of --anatomy.")
     ] = None,
+    anatomy: Annotated[
+        str, typer.Option(help="The shipped model to open without --model: cxr (cxr64) or brain (brain64).")
+    ] = "cxr",
     out: Annotated[Path, typer.Option(help="Folder for every result the app writes.")] = Path("medcf-app-output"),
     host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the app to your network.")] = (
         "127.0.0.1"
@@ -29,10 +32,15 @@ def app_command(
     Example: `medcf app` then open http://127.0.0.1:7860
     """
     check_inputs(model=model)
+    from medcf.pretrained import SHIPPED_BY_ANATOMY, PretrainedModel, pretrained_path
+
+    if anatomy not in SHIPPED_BY_ANATOMY:
+        raise ValueError(f"--anatomy {anatomy}: choose {' or '.join(SHIPPED_BY_ANATOMY)}")
     device, precision = check_device(device, precision)
     from medcf.app.session import Workspace
     from medcf.app.ui import launch
-    from medcf.pretrained import PretrainedModel
+
+    model = model or pretrained_path(SHIPPED_BY_ANATOMY[anatomy])
 
     if host not in ("127.0.0.1", "localhost"):
         echo(f"warning: binding {host}: anyone who can reach this machine can use the app and its files")

@@ -43,17 +43,22 @@ def model_section(model: PretrainedModel) -> Section:
         *({"item": key, "value": value} for key, value in model.settings.items()),
         *({"item": key, "value": value} for key, value in run_settings(model.device, model.precision).items()),
     ]
-    text = (
-        "A latent diffusion model trained from scratch by `medcf train` on 2700 semi-synthetic chest X-rays "
-        "(64 px, CPU only, 54 min) and shipped inside the package (fp16, 32 MB). Every result below is "
-        "computed now, offline, on patients the model never saw."
-    )
-    return Section("The shipped model", [text], (), table)
+    text = f"{card_summary(model.folder)} Every result below is computed now, offline, on patients it never saw."
+    return Section("The model", [text], (), table)
 
 
-def held_out_patients(n: int, *, seed: int, size: int) -> list[tuple[object, np.ndarray, dict[str, object]]]:
-    """(subject, image (H, W) in [0, 1], clinical row) for the first `n` unseen chest X-ray patients."""
-    return [(subject, render.image, row) for subject, render, row in unseen_patients("cxr", n, seed=seed, size=size)]
+def card_summary(folder: Path) -> str:
+    """The first paragraph of a model folder's card (README.md: what the model is and was trained on)."""
+    card = folder / "README.md"
+    paragraphs = [part for part in card.read_text().split("\n\n")[1:] if part.strip()] if card.is_file() else []
+    return " ".join(paragraphs[0].split()) if paragraphs else f"The model folder {folder.name}."
+
+
+def held_out_patients(
+    n: int, *, seed: int, size: int, kind: str = "cxr"
+) -> list[tuple[object, np.ndarray, dict[str, object]]]:
+    """(subject, image (H, W) in [0, 1], clinical row) for the first `n` unseen patients of the `kind` cohort."""
+    return [(subject, render.image, row) for subject, render, row in unseen_patients(kind, n, seed=seed, size=size)]
 
 
 def as_model_input(images: list[np.ndarray]) -> torch.Tensor:
@@ -67,10 +72,10 @@ def display(images: torch.Tensor) -> list[np.ndarray]:
 
 
 def generation_section(
-    out: Path, model: PretrainedModel, *, seed: int, patients: int = 4, samples: int = 2
+    out: Path, model: PretrainedModel, *, seed: int, kind: str = "cxr", patients: int = 4, samples: int = 2
 ) -> Section:
     """Samples from the clinical prompts of held-out patients, beside each patient's own image."""
-    cases = held_out_patients(patients, seed=seed, size=model.resolution)
+    cases = held_out_patients(patients, seed=seed, size=model.resolution, kind=kind)
     prompts = [model.template.render(row, seed=seed + i) for i, (_, _, row) in enumerate(cases)]
     scheduler = str(model.settings.get("scheduler", "ddim"))
     images = generate(
@@ -89,11 +94,14 @@ def generation_section(
     return Section("Generation from clinical prompts", [text], [(relative(path, out), "patient, samples")], table)
 
 
-def attribution_section(out: Path, model: PretrainedModel, *, seed: int, per_finding: int = 2) -> Section:
+def attribution_section(
+    out: Path, model: PretrainedModel, *, seed: int, kind: str = "cxr", findings: tuple[str, ...] = FINDINGS,
+    per_finding: int = 2,
+) -> Section:
     """Healthy counterparts and signed attribution maps M = x − x_healthy, scored against the true masks."""
     rows, titles, table = [], [], []
-    for finding in FINDINGS:
-        cases = finding_cases(finding, n=per_finding, size=model.resolution, seed=seed)
+    for finding in findings:
+        cases = finding_cases(finding, n=per_finding, size=model.resolution, kind=kind, seed=seed)
         source, healthy = healthy_prompts(model.template, cases.rows, seed=seed)
         result = counterpart_attribution(
             model.components, cases.images, source, healthy, seeds=(seed,), strength=0.6, precision=model.precision,
@@ -188,9 +196,11 @@ def radiograph_section(out: Path, model: PretrainedModel, *, seed: int) -> Secti
     return Section("Counterfactuals of the real radiograph RG1_UNCR.dcm", [text], figures)
 
 
-def inpaint_section(out: Path, model: PretrainedModel, *, seed: int) -> Section:
-    """A consolidation inpainted into a held-out patient's true healthy image, scored against the true lesion."""
-    cases = finding_cases("consolidation", n=1, size=model.resolution, seed=seed + 1)
+def inpaint_section(
+    out: Path, model: PretrainedModel, *, seed: int, kind: str = "cxr", finding: str = "consolidation"
+) -> Section:
+    """A finding inpainted into a held-out patient's true healthy image, scored against the true lesion."""
+    cases = finding_cases(finding, n=1, size=model.resolution, kind=kind, seed=seed + 1)
     lesion = binary_dilation(cases.masks[0, 0].numpy() > 0, iterations=2)
     region = torch.from_numpy(lesion.astype(np.float32))[None, None]
     prompt = model.template.for_editing().render(cases.rows[0], seed=seed)
@@ -212,7 +222,8 @@ def inpaint_section(out: Path, model: PretrainedModel, *, seed: int) -> Section:
     }]  # fmt: skip
     text = (
         f"Zero-shot RePaint inpainting ({INPAINT_RESAMPLE} resamplings, guidance {INPAINT_GUIDANCE:g}) of the "
-        f"region around a held-out patient's consolidation, starting from the patient's true healthy image, "
+        f"region around a held-out patient's {finding.replace('_', ' ')}, starting from the patient's true healthy "
+        "image, "
         f"prompted '{prompt}'. Outside the region the image is pasted back unchanged."
     )
     return Section("Inpainted lesion", [text], [(relative(path, out), "inpainting")], table)

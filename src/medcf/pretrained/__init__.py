@@ -18,7 +18,8 @@ from medcf.models import Components, load_components, vae_scale_factor
 from medcf.models.precision import inference_precision, resolve_precision
 from medcf.prompts import PromptTemplate
 
-SHIPPED = ("cxr64",)
+SHIPPED_BY_ANATOMY = {"cxr": "cxr64", "brain": "brain64"}
+SHIPPED = tuple(SHIPPED_BY_ANATOMY.values())
 DEFAULT_MODEL = "cxr64"
 SAMPLING_FILE = "sampling.json"
 SAMPLER_KEYS = ("num_inference_steps", "guidance_scale", "latent_drift")
