@@ -25,7 +25,7 @@ def test_the_truth_per_decade_is_measured_and_the_model_scored_beside_it():
     rows = atrophy_effect(tiny_components(in_channels=1), PromptTemplate("brain MRI", style="simple"), cases,
                           ["age+=20"], per=2.0, batch_size=3, num_inference_steps=2)  # fmt: skip
     assert [row["measure"] for row in rows] == list(MEASURES)
-    true = [atrophy_change(i, t, b) for i, t, b in zip(cases.images, cases.truths, cases.brains)]
+    true = [atrophy_change(i, t, b) for i, t, b in zip(cases.images, cases.truths, cases.brains, strict=True)]
     for row in rows:
         expected = np.mean([change[row["measure"]] for change in true]) / 2.0
         assert row["truth"] == pytest.approx(expected) and row["patients"] == 4 and np.isfinite(row["model"])

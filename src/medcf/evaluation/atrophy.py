@@ -74,8 +74,9 @@ def atrophy_effect(
                                 generator=torch.Generator().manual_seed(seed + start), **sampler)  # fmt: skip
         edited.append(((result[:, 0].float().cpu() + 1) / 2).clamp(0, 1).numpy())
     edited = np.concatenate(edited)
+    quadruples = zip(cases.images, edited, cases.truths, cases.brains, strict=True)
     changes = [(atrophy_change(image, out, brain), atrophy_change(image, truth, brain))
-               for image, out, truth, brain in zip(cases.images, edited, cases.truths, cases.brains)]  # fmt: skip
+               for image, out, truth, brain in quadruples]  # fmt: skip
     return [_measure_row(name, changes, per, seed) for name in MEASURES]
 
 
