@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 from pydicom.data import get_testdata_file
 
-from conftest import no_network
+from conftest import few_step_copy, no_network
 from medcf.data import read_image
 from medcf.demo import run_demo
-from medcf.pretrained import SAMPLING_FILE, pretrained_path
 
 HEADINGS = (
     "The model",
@@ -32,14 +31,7 @@ HEADINGS = (
 @pytest.fixture(scope="module")
 def few_step_model(tmp_path_factory) -> Path:
     """The shipped model's files (linked, not copied) with a 4-step sampler, so the tour runs in seconds."""
-    folder = tmp_path_factory.mktemp("model") / "cxr64"
-    folder.mkdir()
-    for entry in pretrained_path().iterdir():
-        if entry.name != SAMPLING_FILE:
-            (folder / entry.name).symlink_to(entry)
-    settings = json.loads((pretrained_path() / SAMPLING_FILE).read_text())
-    (folder / SAMPLING_FILE).write_text(json.dumps({**settings, "num_inference_steps": 4}))
-    return folder
+    return few_step_copy("cxr64", tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")
