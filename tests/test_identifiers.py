@@ -8,6 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -123,11 +124,19 @@ def test_the_page_deletes_uploads_read_or_refused(workspace: Workspace, tmp_path
     from medcf.app.ui import DELETE_CACHE, _open, build_app
 
     upload = _png(tmp_path / "gradio" / "a1" / "LEAKFILE_LEAKID123.png")
-    _, _, _, _, status = _open(workspace, upload=str(upload))
+    status = _open(workspace, upload=str(upload))[4]
     assert not upload.exists() and "LEAK" not in status and not _leaks(workspace.out)
     volume = write_volume(tmp_path / "gradio" / "b2" / "LEAKFILE_LEAKID123.nii.gz", (32, 32, 8))
-    refusal = "holds 8 axial slices; the app edits one 2-D image: upload a single slice"
-    with pytest.raises(Exception, match=refusal) as caught:
-        _open(workspace, upload=str(volume))
-    assert "\n" not in str(caught.value) and not volume.exists()
+    named = nib.load(volume)
+    named.header["descrip"] = b"LEAKID123"  # where converters leave names
+    nib.save(named, volume)
+    source, *_, status, index = _open(workspace, upload=str(volume))  # a volume opens at its middle slice
+    assert (source.slices, index) == (8, 4) and not volume.exists() and "LEAK" not in status
+    assert not _leaks(workspace.out)
+    refused = tmp_path / "gradio" / "c3" / "LEAKFILE_LEAKID123.png"
+    refused.parent.mkdir(parents=True)
+    refused.write_bytes(b"not a PNG at all")
+    with pytest.raises(Exception, match="LEAKFILE_LEAKID123.png") as caught:  # the user's own file name, once
+        _open(workspace, upload=str(refused))
+    assert "\n" not in str(caught.value) and not refused.exists()
     assert build_app(workspace).delete_cache == DELETE_CACHE
