@@ -223,7 +223,6 @@ def inpaint_section(
     text = (
         f"Zero-shot RePaint inpainting ({INPAINT_RESAMPLE} resamplings, guidance {INPAINT_GUIDANCE:g}) of the "
         f"region around a held-out patient's {finding.replace('_', ' ')}, starting from the patient's true healthy "
-        "image, "
-        f"prompted '{prompt}'. Outside the region the image is pasted back unchanged."
+        f"image, prompted '{prompt}'. Outside the region the image is pasted back unchanged."
     )
     return Section("Inpainted lesion", [text], [(relative(path, out), "inpainting")], table)
