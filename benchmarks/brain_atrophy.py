@@ -18,21 +18,18 @@ from pathlib import Path
 import torch
 from results_table import write_results
 
-from medcf.evaluation.atrophy import atrophy_cases, atrophy_effect
+from medcf.evaluation.atrophy import BRAIN_EDITS, atrophy_cases, atrophy_effect
 from medcf.models import tiny_components
 from medcf.pretrained import PretrainedModel, pretrained_path
 from medcf.prompts import PromptTemplate
 
-# name: (edits, the renderer's overrides that are the truth, years the cohort must allow, divisor of the change)
-EDITS = {
-    "20 years older (per decade)": (["age+=20"], lambda subject: {"age": subject.age + 20}, 20, 2.0),
-    "Alzheimer's disease": (["alzheimers_disease=present"], lambda subject: {"alzheimers_disease": 1}, 0, 1.0),
-}
+EDITS = {"20 years older (per decade)": "20 years older", "Alzheimer's disease": "Alzheimer's disease added"}
 
 
 def measure(components, template: PromptTemplate, *, patients: int, size: int, sampler: dict) -> list[dict]:  # noqa: ANN001
     rows = []
-    for name, (edits, truth_of, years, per) in EDITS.items():
+    for name, edit in EDITS.items():
+        edits, truth_of, years, _, per = BRAIN_EDITS[edit]
         cases = atrophy_cases(patients, truth_of, size=size, years=years)
         for row in atrophy_effect(components, template, cases, edits, per=per, **sampler):
             rows.append({"edit": name, **{key: round(v, 4) if isinstance(v, float) else v for key, v in row.items()}})

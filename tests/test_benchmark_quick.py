@@ -1,4 +1,4 @@
-"""`medcf benchmark --suite cxr-synth --quick` end to end (slow: trains 10 tiny models), and its repeatability."""
+"""`medcf benchmark --quick` end to end (slow: trains 10–14 tiny models per suite), and its repeatability."""
 
 from __future__ import annotations
 
@@ -49,6 +49,29 @@ def test_quick_benchmark_writes_the_table_and_repeats_its_numbers(tmp_path: Path
         before.pop("score seconds"), after.pop("score seconds")
         assert before == after
     assert _same_scores(again["attribution"], results["attribution"])
+
+
+def test_quick_brain_benchmark_scores_every_edit_engine_against_the_truth(tmp_path: Path) -> None:
+    arguments = ["benchmark", "--suite", "brain-synth", "--quick", "--work", str(tmp_path / "work")]
+    result = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "out" / "brain-synth-quick.json").read_text())
+    runs = {row["run"]: row for row in results["runs"]}
+    assert len(runs) == 16 and "Custom Diffusion, δ=0.1 in training only" in runs and "LoRA, δ=0" not in runs
+    assert {row["finding"] for row in results["attribution"]} == {"lesion", "alzheimers_disease"}
+    edits = {(row["edit"], row["engine"]): row for row in results["brain_edits"]}
+    assert len(edits) == 14 and "smoking_effect" not in results
+    assert edits["20 years older", "InstructPix2Pix + LD"]["model"] == "instruct-pix2pix-d0.1"
+    assert edits["Alzheimer's disease removed", "Pix2Pix-Zero + LD"]["latent drift"] == 0.1
+    for row in edits.values():
+        assert row["ventricles true"] * (-1 if "removed" in row["edit"] else 1) > 0  # the truth's direction
+        assert row["error of the unedited image"] > 0 and min(row["inside"], row["outside"]) >= 0
+        assert (row["effectiveness"] is None) == (row["edit"] == "20 years older")
+    manifest = json.loads((tmp_path / "work" / "runs" / "instruct-pix2pix-d0" / "manifest.json").read_text())
+    assert "train.method=instruct-pix2pix" in json.dumps(manifest)
+    markdown = (tmp_path / "out" / "brain-synth-quick.md").read_text()
+    assert "Latent Drifting's directions, here" in markdown
+    assert "| LD lowers FID: basic fine-tune | FID 92.1" in markdown
 
 
 def _same_scores(first: list[dict], second: list[dict]) -> bool:

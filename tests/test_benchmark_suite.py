@@ -1,4 +1,4 @@
-"""The cxr-synth suite's runs are valid `medcf train` configs, distinct, and cover the papers' experiments."""
+"""The suites' runs are valid `medcf train` configs, distinct, and cover the papers' experiments."""
 
 from __future__ import annotations
 
@@ -7,18 +7,23 @@ import json
 import pytest
 
 from medcf.config import config_dict, load_config
+from medcf.data.synthetic import synthesize
 from medcf.evaluation.benchmark import cached_stage, training_seconds
-from medcf.evaluation.suite import SIZES, base_overrides, common_overrides, slug, suite_runs
+from medcf.evaluation.brain_edits import EDIT_SIZES, instruct_overrides
+from medcf.evaluation.suite import SUITES, base_overrides, common_overrides, slug, suite_runs
+from medcf.training.data import HOLDOUT, TRAIN, load_cohorts
+
+CXR, BRAIN = SUITES["cxr-synth"], SUITES["brain-synth"]
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", CXR.sizes)
 def test_every_run_is_a_valid_training_config(size: str) -> None:
-    chosen = SIZES[size]
-    base = load_config(None, base_overrides(chosen, "data", "vae", 0))
+    chosen = CXR.sizes[size]
+    base = load_config(None, base_overrides(CXR, chosen, "data", "vae", 0))
     assert base.data.filter == "no_finding == 1" and base.data.prompt_style == "simple"
     assert base.model.tiny == chosen.tiny and base.data.patient_info is False
     configs = {}
-    for run in suite_runs(chosen):
+    for run in suite_runs(CXR, chosen):
         config = load_config(None, (*common_overrides(chosen, "data", 0), "model.pretrained=base", *run.overrides))
         assert config.train.max_steps == chosen.finetune_steps and config.model.pretrained == "base"
         assert config.train.latent_drift == run.latent_drift
@@ -34,13 +39,13 @@ def test_every_run_is_a_valid_training_config(size: str) -> None:
 
 
 def test_run_names_make_distinct_folder_names() -> None:
-    names = [run.name for run in suite_runs(SIZES["full"])]
+    names = [run.name for run in suite_runs(CXR, CXR.sizes["full"])]
     assert slug("LoRA, δ=0.1") == "lora-d0.1"
     assert len({slug(name) for name in names}) == len(names)
 
 
 def test_textual_inversion_and_dreambooth_are_prompted_with_their_identifier() -> None:
-    runs = {run.name: run for run in suite_runs(SIZES["quick"])}
+    runs = {run.name: run for run in suite_runs(CXR, CXR.sizes["quick"])}
     for name in ("textual inversion, δ=0", "DreamBooth, δ=0.1", "Custom Diffusion, δ=0"):
         assert runs[name].instance_prompt == "<medcf> {prompt}"
     assert runs["LoRA, δ=0"].instance_prompt == ""
@@ -67,3 +72,31 @@ def test_scores_are_cached_per_key_and_survive_a_restart(tmp_path) -> None:
     assert cached_stage(path, {"drift": 0}, lambda: score(9.0)) == {"fid": 1.5}  # stored, not computed again
     assert cached_stage(path, {"drift": 0.1}, lambda: score(2.5)) == {"fid": 2.5}
     assert calls == [1.5, 2.5] and len(json.loads(path.read_text())) == 2
+
+
+def test_brain_suite_fine_tunes_a_normal_only_base_with_latent_driftings_four_methods() -> None:
+    full = BRAIN.sizes["full"]
+    base = load_config(None, base_overrides(BRAIN, full, "data", "brain64/vae", 0))
+    assert base.data.filter == "lesion == 0 and alzheimers_disease == 0" and base.model.vae == "brain64/vae"
+    runs = {run.name: run for run in suite_runs(BRAIN, full)}
+    methods = {name.split(", δ=")[0] for name, run in runs.items() if run.group == "methods"}
+    assert methods == {"basic fine-tune", "textual inversion", "DreamBooth", "Custom Diffusion"} and len(runs) == 16
+    dreambooth = load_config(None, (*common_overrides(full, "data", 0), *runs["DreamBooth, δ=0.1"].overrides))
+    assert dreambooth.train.class_prompt == "A brain MRI." and dreambooth.train.latent_drift == 0.1
+    assert BRAIN.data_seed != 0  # brain64, whose VAE the full size reuses, was trained on the seed-0 cohort
+
+
+def test_instruct_pix2pix_trains_on_the_true_age_pairs_of_training_patients_only(tmp_path) -> None:
+    synthesize("brain", tmp_path / "brain", n=12, size=32, seed=1)
+    overrides = instruct_overrides(BRAIN.sizes["quick"], EDIT_SIZES["quick"], str(tmp_path / "brain"), "base", 0.1)
+    config = load_config(None, overrides)
+    assert config.train.method == "instruct-pix2pix" and config.train.latent_drift == 0.1
+    cohorts = load_cohorts(tmp_path / "brain", modality="brain MRI", row_filter=config.data.filter,
+                           holdout_fraction=0.25, seed=0, pairs=config.data.pairs)  # fmt: skip
+    train, held_out = cohorts[TRAIN].records, cohorts[HOLDOUT].records
+    every = load_cohorts(tmp_path / "brain", modality="brain MRI", holdout_fraction=0, seed=0, pairs="counterfactuals")
+    ages = every[TRAIN].records["instruction"].str.fullmatch(r"make the patient 20 years (older|younger)")
+    assert 0 < ages.sum() < len(ages)  # the cohort's pairs also change sex, lesion and AD: those are left out
+    assert len(train) + len(held_out) == ages.sum()
+    assert set(train["instruction"]) == {"make the patient 20 years older", "make the patient 20 years younger"}
+    assert not set(train["patient_id"]) & set(held_out["patient_id"])

@@ -13,7 +13,7 @@ from diffusers import StableDiffusionPipeline
 from diffusers.models.attention_processor import CustomDiffusionAttnProcessor
 
 from medcf.config import load_config
-from medcf.evaluation.suite import SIZES, suite_runs
+from medcf.evaluation.suite import SUITES, suite_runs
 from medcf.models import Components, encode_prompts, save_components, tiny_components
 from medcf.training import train as train_run
 from medcf.training.custom_diffusion import CUSTOM_DIFFUSION_WEIGHT_NAME, cross_attentions
@@ -199,7 +199,8 @@ def test_options_are_checked_before_training() -> None:
     components = tiny_components()
     prepare_method(components, "custom-diffusion")
     after_optimizer_step(components, "custom-diffusion")  # without V*: nothing to restore, no error
-    suite = {run.name: run for run in suite_runs(SIZES["quick"])}["Custom Diffusion, δ=0.1"]
+    cxr = SUITES["cxr-synth"]
+    suite = {run.name: run for run in suite_runs(cxr, cxr.sizes["quick"])}["Custom Diffusion, δ=0.1"]
     assert method_options(load_config(None, suite.overrides)) == {"placeholder_token": "<medcf>", **shadow}
 
 

@@ -64,7 +64,7 @@ def evaluate(
 
 @app.command()
 def benchmark(
-    suite: Annotated[str, typer.Option(help="Benchmark suite.")] = "cxr-synth",
+    suite: Annotated[str, typer.Option(help="Benchmark suite: cxr-synth | brain-synth.")] = "cxr-synth",
     quick: Annotated[bool, typer.Option(help="CI size: tiny models, a few minutes on 2 CPUs.")] = False,
     out: Annotated[Path, typer.Option("--out", help="Folder for <suite>.md / .json / _fid.png.")] = Path(
         "benchmarks/results"
@@ -75,11 +75,13 @@ def benchmark(
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
 ) -> None:
-    """Reproduce the four papers' experiments at small scale on semi-synthetic CXR: FID/KID with and without
-    Latent Drift for four fine-tuning methods, prompt styles, effectiveness, attribution vs baselines, and the
-    smoking effect map. Finished stages in --work are reused, so a stopped benchmark continues.
+    """Reproduce the papers' experiments at small scale on semi-synthetic images where the truth is known:
+    FID/KID with and without Latent Drift for each fine-tuning method, prompt styles, effectiveness, attribution
+    vs baselines; cxr-synth adds the smoking effect map, brain-synth Alzheimer's disease added and removed
+    (inversion, Pix2Pix-Zero) and ageing (InstructPix2Pix on true age pairs), each ± Latent Drift and scored
+    against the true counterfactual. Finished stages in --work are reused, so a stopped benchmark continues.
 
-    Example: `medcf benchmark --suite cxr-synth --quick --out /tmp/bench`
+    Example: `medcf benchmark --suite brain-synth --quick --out /tmp/bench`
     """
     check_device(device, precision)
     from medcf.evaluation.benchmark import run_benchmark

@@ -18,19 +18,20 @@ from medcf.data.synthetic.kinds import get_kind
 from medcf.demo.model_sections import as_model_input, display, held_out_patients
 from medcf.editing import counterfactual, edit_prompts
 from medcf.editing.to_folder import counterfactual_to_folder
+from medcf.evaluation.atrophy import BRAIN_EDITS
 from medcf.figures import panel, save_figure, signed_heatmap
 from medcf.metrics.brain import MEASURES, atrophy_change
 from medcf.pretrained import PretrainedModel
 from medcf.report import Section, relative
 
 FIGURES = "figures"
-# Each edit: its --edit strings and the renderer's factor overrides that are its truth.
+# Each edit: its --edit strings and the renderer's factor overrides that are its truth (evaluation.atrophy).
+_OLDER, _AD = BRAIN_EDITS["20 years older"][:2], BRAIN_EDITS["Alzheimer's disease added"][:2]
 EDITS: dict[str, tuple[tuple[str, ...], Callable[[object], dict[str, object]]]] = {
-    "20 years older": (("age+=20",), lambda subject: {"age": subject.age + 20}),
-    "Alzheimer's disease": (("alzheimers_disease=present",), lambda subject: {"alzheimers_disease": 1}),
-    "both": (("age+=20", "alzheimers_disease=present"), lambda subject: {"age": subject.age + 20,
-                                                                         "alzheimers_disease": 1}),
-}  # fmt: skip
+    "20 years older": _OLDER,
+    "Alzheimer's disease": _AD,
+    "both": (_OLDER[0] + _AD[0], lambda subject: _OLDER[1](subject) | _AD[1](subject)),
+}
 TEMPLATE_SLICE = 92  # MNI152 1 mm axial index through the lateral ventricles, one of the cohort's slices
 TEMPLATE_ROW = ("age=25", "diagnosis=CN")  # ICBM152: young healthy adults (mean age 25); sex is mixed, left out
 

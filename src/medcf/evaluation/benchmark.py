@@ -1,5 +1,5 @@
-"""`medcf benchmark --suite cxr-synth`: train every run of the suite (suite.py), score each on the held-out
-patients, and write one table (Markdown + JSON) with the hardware, versions and timings.
+"""`medcf benchmark --suite cxr-synth|brain-synth`: train every run of the suite (suite.py), score each on the
+held-out patients, and write one table (Markdown + JSON) with the hardware, versions and timings.
 
 Stages are cached in the work folder: a finished model is not trained again and a model's scores are kept
 beside it (`scores.json`, keyed by the scoring settings and the weights file), so an interrupted benchmark
@@ -27,19 +27,29 @@ from medcf.config import config_dict, load_config
 from medcf.data.synthetic import synthesize
 from medcf.evaluation.attribution import attribution_scores
 from medcf.evaluation.benchmark_report import write_benchmark
+from medcf.evaluation.brain_edits import EDIT_SIZES, INSTRUCT, SAMPLER, brain_edit_rows, instruct_overrides
 from medcf.evaluation.data import EvaluationSet, RunSplit, evaluation_set
 from medcf.evaluation.generation import distribution_scores, generate_for_rows, rendered_prompts, sample_effectiveness
-from medcf.evaluation.suite import SIZES, SuiteRun, SuiteSize, base_overrides, common_overrides, slug, suite_runs
+from medcf.evaluation.suite import (
+    SUITES,
+    Suite,
+    SuiteRun,
+    SuiteSize,
+    base_overrides,
+    common_overrides,
+    slug,
+    suite_runs,
+)
 from medcf.metrics.features import EfficientNetLite0Features
 from medcf.models import load_components
 from medcf.models.device import resolve_device, run_settings
 from medcf.models.precision import inference_precision
+from medcf.pretrained import pretrained_path
 from medcf.prompts import PromptTemplate, instance_prompt
 from medcf.training import train, train_autoencoder
 from medcf.training.data import TRAIN, load_cohorts
 from medcf.training.record import environment
 
-SUITES = ("cxr-synth",)
 SEED = 0
 T = TypeVar("T")
 # The healthy-counterpart settings (their precision is the benchmark's: fp32 on a CPU, whatever its bf16 units).
@@ -63,19 +73,52 @@ def run_benchmark(
     """
     if suite not in SUITES:
         raise ValueError(f"suite {suite!r} is unknown; choose one of {', '.join(SUITES)}")
+    spec = SUITES[suite]
     placement = run_settings(resolve_device(device), precision)
     place = {"device": placement["device"].split(":")[0], "precision": placement["precision"]}
-    size, work, started = SIZES["quick" if quick else "full"], Path(work), time.perf_counter()
+    size, work, started = spec.sizes["quick" if quick else "full"], Path(work), time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
-    data = _stage_data(size, work / "data")
-    vae = _stage_vae(size, data, work / "vae")
-    base = _trained(base_overrides(size, str(data), str(vae), SEED), work / "base")
-    classifier, classifier_metrics = _stage_classifier(size, data, work / "classifier")
+    data = _stage_data(spec, size, work / "data")
+    vae = _stage_vae(spec, size, data, work / "vae")
+    base = _trained(base_overrides(spec, size, str(data), str(vae), SEED), work / "base")
+    classifier, classifier_metrics = _stage_classifier(spec, size, data, work / "classifier")
     split = RunSplit(0.1, SEED, "")
-    held_out = evaluation_set(data, resolution=size.resolution, modality="chest X-ray", split=split, limit=1000)
+    held_out = evaluation_set(data, resolution=size.resolution, modality=spec.modality, split=split, limit=1000)
+    rows = generation_rows(spec, size, work, data, base, held_out, classifier, place=place, device=device)
+    reference = work / "runs" / slug(REFERENCE) / "model"
+    key = {**ATTRIBUTION, "precision": place["precision"], "size": asdict(size), "seed": SEED,
+           "weights": _weights_stamp(reference), **_key(place, "precision")}  # fmt: skip
+    attribute = partial(_stage_attribution, reference, classifier, spec.kind, size, place=place, device=device)
+    attribution = cached_stage(work / "attribution.json", key, attribute)
+    if spec.kind == "brain":
+        extra = _stage_brain_edits(size, work, data, base, classifier, quick=quick, place=place, device=device)
+    else:
+        effect_folder = "-".join(["effect", *_key(place).values()])  # effect, or effect-cuda-bf16
+        extra = {"smoking_effect": _stage_effect(reference, size, work / effect_folder, device, precision)}
+    results = {
+        "suite": suite, "size": "quick" if quick else "full", "settings": asdict(size), "seed": SEED, **placement,
+        "runs": rows, "attribution": attribution, **extra, "classifier": classifier_metrics,
+        "environment": environment(), "seconds": time.perf_counter() - started,
+    }  # fmt: skip
+    return write_benchmark(results, Path(out), f"{suite}{'-quick' if quick else ''}")
+
+
+def generation_rows(
+    suite: Suite,
+    size: SuiteSize,
+    work: Path,
+    data: Path,
+    base: Path,
+    held_out: EvaluationSet,
+    classifier: ImageClassifier,
+    *,
+    place: dict[str, str],
+    device: str,
+) -> list[dict[str, object]]:
+    """Train (or reuse) every fine-tuning run of the suite and score its samples: one table row per run."""
     extractors = [EfficientNetLite0Features(), ClassifierFeatures(classifier)]
     rows, trained = [], {}
-    for run in suite_runs(size):
+    for run in suite_runs(suite, size):
         overrides = (*common_overrides(size, str(data), SEED), f"model.pretrained={base}", *run.overrides)
         config = json.dumps(config_dict(load_config(None, overrides)), sort_keys=True)
         model = trained.get(config) or _trained(overrides, work / "runs" / slug(run.name))
@@ -89,30 +132,48 @@ def run_benchmark(
             "latent drift": run.latent_drift, "sampling drift": run.sampling_drift,
             "train seconds": training_seconds(model.parent),
         })  # fmt: skip
-    reference = work / "runs" / slug(REFERENCE) / "model"
-    key = {**ATTRIBUTION, "precision": place["precision"], "size": asdict(size), "seed": SEED,
-           "weights": _weights_stamp(reference), **_key(place, "precision")}  # fmt: skip
-    attribute = partial(_stage_attribution, reference, classifier, size, place=place, device=device)
-    attribution = cached_stage(work / "attribution.json", key, attribute)
-    effect_folder = "-".join(["effect", *_key(place).values()])  # effect, or effect-cuda-bf16
-    effect = _stage_effect(reference, size, work / effect_folder, device, precision)
-    results = {
-        "suite": suite, "size": "quick" if quick else "full", "settings": asdict(size), "seed": SEED, **placement,
-        "runs": rows, "attribution": attribution, "smoking_effect": effect, "classifier": classifier_metrics,
-        "environment": environment(), "seconds": time.perf_counter() - started,
-    }  # fmt: skip
-    return write_benchmark(results, Path(out), f"{suite}{'-quick' if quick else ''}")
+    return rows
 
 
-def _stage_data(size: SuiteSize, folder: Path) -> Path:
+def _stage_brain_edits(
+    size: SuiteSize,
+    work: Path,
+    data: Path,
+    base: Path,
+    classifier: ImageClassifier,
+    *,
+    quick: bool,
+    place: dict[str, str],
+    device: str,
+) -> dict[str, object]:
+    """InstructPix2Pix ± LD trained on the true age pairs, then every brain edit scored against the truth."""
+    edits, models = EDIT_SIZES["quick" if quick else "full"], {}
+    for drifted, delta in ((False, 0.0), (True, size.latent_drift)):
+        models[("basic fine-tune", drifted)] = work / "runs" / slug(f"basic fine-tune, δ={delta:g}") / "model"
+        overrides = instruct_overrides(size, edits, str(data), str(base), delta)
+        models[(INSTRUCT, drifted)] = _trained(overrides, work / "runs" / f"instruct-pix2pix-d{delta:g}")
+
+    def cache(key: dict, compute: Callable[[], T]) -> T:
+        return cached_stage(work / "brain_edits.json", {**key, **_key(place, "precision")}, compute)
+
+    rows = brain_edit_rows(models, classifier, edits, size=size.resolution, latent_drift=size.latent_drift,
+                           cache=cache, precision=place["precision"], device=device, seed=SEED)  # fmt: skip
+    return {"brain_edits": rows, "edit_settings": {**asdict(edits), **SAMPLER}}
+
+
+def _stage_data(suite: Suite, size: SuiteSize, folder: Path) -> Path:
+    """The suite's cohort; brain-synth's with its true counterfactuals (InstructPix2Pix trains on them)."""
     if not (folder / "metadata.csv").is_file():
-        synthesize("cxr", folder, n=size.subjects, size=size.resolution, seed=SEED, counterfactuals=False)
+        synthesize(suite.kind, folder, n=size.subjects, size=size.resolution, seed=suite.data_seed,
+                   counterfactuals=suite.kind == "brain")  # fmt: skip
     return folder
 
 
-def _stage_vae(size: SuiteSize, data: Path, folder: Path) -> Path:
+def _stage_vae(suite: Suite, size: SuiteSize, data: Path, folder: Path) -> Path:
     if size.tiny:
         return folder  # tiny components bring their own VAE
+    if suite.vae_model:
+        return pretrained_path(suite.vae_model) / "vae"
     if not (folder / "vae" / "config.json").is_file():
         overrides = (f"data.root={data}", f"data.resolution={size.resolution}", f"vae.max_steps={size.vae_steps}")
         train_autoencoder(load_config(None, overrides), folder)
@@ -138,10 +199,10 @@ def training_seconds(run: Path) -> float:
     return sum(s["seconds"] for s in finished) + per_step * sum(kept)
 
 
-def _stage_classifier(size: SuiteSize, data: Path, folder: Path) -> tuple[ImageClassifier, dict]:
+def _stage_classifier(suite: Suite, size: SuiteSize, data: Path, folder: Path) -> tuple[ImageClassifier, dict]:
     """The real-data classifier (training patients only) that judges effectiveness and gives fid_domain."""
     if not (folder / "model.safetensors").is_file():
-        cohort = load_cohorts(data, modality="chest X-ray", holdout_fraction=0.1, seed=SEED)[TRAIN]
+        cohort = load_cohorts(data, modality=suite.modality, holdout_fraction=0.1, seed=SEED)[TRAIN]
         labelled = labelled_images(cohort, resolution=size.resolution)
         network, _ = fit_classifier(
             labelled.images, labelled.labels, labelled.label_names, steps=size.classifier_steps,
@@ -206,11 +267,11 @@ def cached_stage(path: Path, key: dict, compute: Callable[[], T]) -> T:
 
 
 def _stage_attribution(
-    model: Path, classifier: ImageClassifier, size: SuiteSize, *, place: dict[str, str], device: str
+    model: Path, classifier: ImageClassifier, kind: str, size: SuiteSize, *, place: dict[str, str], device: str
 ) -> list[dict[str, object]]:
     components, template = load_components(model, device=device), PromptTemplate.from_pretrained(model)
     return attribution_scores(
-        components, template, classifier, kind="cxr", seed=SEED, size=size.resolution, n=size.attribution_cases,
+        components, template, classifier, kind=kind, seed=SEED, size=size.resolution, n=size.attribution_cases,
         num_inference_steps=size.eval_steps, precision=place["precision"], **ATTRIBUTION,
     )  # fmt: skip
 

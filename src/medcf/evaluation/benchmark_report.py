@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from medcf.atomic import atomic_path
+from medcf.evaluation.brain_report import brain_sections
 from medcf.report import Section, render_markdown
 
 COLUMNS = (
@@ -73,8 +74,6 @@ def _fid(rows: list[dict], name: str, kind: tuple[bool, bool]) -> float:
 def _sections(results: dict, chart: str) -> list[Section]:
     environment, settings = results["environment"], results["settings"]
     table = [{column: row[column] for column in COLUMNS} for row in results["runs"]]
-    effect = results["smoking_effect"]
-    truth = effect["truth"]
     return [
         Section("Setup", paragraphs=[
             f"Sizes: {json.dumps(settings)}; seed {results['seed']}; {results['seconds'] / 60:.1f} min in this "
@@ -92,11 +91,16 @@ def _sections(results: dict, chart: str) -> list[Section]:
         Section("Attribution against the true effect masks", table=[
             {key: row[key] for key in ("finding", "method", "auroc", "ncc", "dice")} for row in results["attribution"]
         ]),
-        Section("Smoking effect map", paragraphs=[
-            f"{effect['n']} matched pairs ({effect['low']} → {effect['high']}): mean shift inside the lungs "
-            f"{effect['mean_shift']:+.4f} (95% CI {effect['ci_low']:+.4f} to {effect['ci_high']:+.4f}), "
-            f"outside {effect['outside_shift']:+.4f} display units. The renderer's true effect on the same "
-            f"subjects: inside {truth['mean_shift']:+.4f} (95% CI {truth['ci_low']:+.4f} to "
-            f"{truth['ci_high']:+.4f}), outside {truth['outside_shift']:+.4f}.",
-        ]),
+        *(brain_sections(results) if "brain_edits" in results else [_smoking_section(results["smoking_effect"])]),
     ]  # fmt: skip
+
+
+def _smoking_section(effect: dict) -> Section:
+    truth = effect["truth"]
+    return Section("Smoking effect map", paragraphs=[
+        f"{effect['n']} matched pairs ({effect['low']} → {effect['high']}): mean shift inside the lungs "
+        f"{effect['mean_shift']:+.4f} (95% CI {effect['ci_low']:+.4f} to {effect['ci_high']:+.4f}), "
+        f"outside {effect['outside_shift']:+.4f} display units. The renderer's true effect on the same "
+        f"subjects: inside {truth['mean_shift']:+.4f} (95% CI {truth['ci_low']:+.4f} to "
+        f"{truth['ci_high']:+.4f}), outside {truth['outside_shift']:+.4f}.",
+    ])  # fmt: skip

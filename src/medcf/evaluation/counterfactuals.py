@@ -49,12 +49,12 @@ def finding_edits(
         result["reversibility_l1"] = reversibility(
             remove, lambda x: counterfactual(components, x, without_it, with_it, **edit_options), images[present]
         )
-        result["removal_effectiveness"] = _agreement(classifier, removed, finding, 0.0)
+        result["removal_effectiveness"] = classifier_agreement(classifier, removed, finding, 0.0)
     if absent:
         chosen = [rows[i] for i in absent]
         without_it, with_it = edit_prompts(template, chosen, [f"{finding}=present"])
         added = counterfactual(components, images[absent], without_it, with_it, **edit_options)
-        result["addition_effectiveness"] = _agreement(classifier, added, finding, 1.0)
+        result["addition_effectiveness"] = classifier_agreement(classifier, added, finding, 1.0)
     return result
 
 
@@ -77,7 +77,9 @@ def _own_prompts(template: PromptTemplate, rows: Sequence[Mapping[str, object]])
     return [editing.render(row) for row in rows]
 
 
-def _agreement(classifier: ImageClassifier, images: torch.Tensor, finding: str, target: float) -> float | None:
+def classifier_agreement(
+    classifier: ImageClassifier, images: torch.Tensor, finding: str, target: float
+) -> float | None:
     """Fraction of images the classifier scores as `target` for the finding (None: the classifier lacks it)."""
     if finding not in classifier.label_names:
         return None

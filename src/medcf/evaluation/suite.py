@@ -1,9 +1,10 @@
-"""The cxr-synth benchmark suite: the four source papers' experiments at small scale, as training runs.
+"""The benchmark suites: the source papers' experiments at small scale, as training runs.
 
-A generic base model is trained first on normal studies only, with one plain prompt ("A normal chest X-ray.")
+cxr-synth (chest X-ray) and brain-synth (brain MRI, Latent Drifting's brain experiments). A generic base model
+is trained first on normal studies only, with one plain prompt ("A normal chest X-ray.", "A normal brain MRI.")
 — the stand-in for Stable Diffusion, which never saw a finding named. Every experiment fine-tunes that base:
-- methods (Latent Drift, Yeganeh et al. CVPR 2025, Table 1): basic fine-tune, LoRA, textual inversion,
-  DreamBooth and Custom Diffusion, each without and with Latent Drift δ in training and sampling;
+- methods (Latent Drift, Yeganeh et al. CVPR 2025, Table 1): basic fine-tune, textual inversion, DreamBooth and
+  Custom Diffusion (and LoRA in cxr-synth), each without and with Latent Drift δ in training and sampling;
 - prompts (Latent Drift §4 / RoentGen): simple vs diverse prompts, with and without patient information.
 Each run is a list of `medcf train --set` overrides, so any row of the table is reproducible by hand.
 """
@@ -13,8 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 IDENTIFIER = "<medcf>"  # textual inversion's and Custom Diffusion's new token; DreamBooth's identifier (one word)
-BASE_FILTER = "no_finding == 1"
-BASE_PROMPT = "A normal chest X-ray."
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class SuiteSize:
     checkpoint_every: int  # resumable checkpoints, so a stopped full benchmark continues mid-run
 
 
-SIZES = {
+CXR_SIZES = {
     "quick": SuiteSize(
         subjects=120, resolution=32, tiny=True, vae_steps=0, base_steps=30, finetune_steps=20, batch_size=8,
         classifier_steps=40, eval_samples=16, eval_steps=4, attribution_cases=3, effect_pairs=8, latent_drift=0.1,
@@ -48,6 +47,40 @@ SIZES = {
         batch_size=16, classifier_steps=1500, eval_samples=200, eval_steps=25, attribution_cases=24,
         effect_pairs=200, latent_drift=0.1, checkpoint_every=100,
     ),
+}  # fmt: skip
+# brain-synth's full size fits one long CPU session: the shipped brain64 VAE (trained on another draw of the
+# cohort, seed 0; this suite's cohort is seed 1) instead of a VAE stage, shorter fine-tunes, 100 samples per row
+BRAIN_SIZES = {
+    "quick": CXR_SIZES["quick"],
+    "full": SuiteSize(
+        subjects=2000, resolution=64, tiny=False, vae_steps=0, base_steps=1000, finetune_steps=250,
+        batch_size=16, classifier_steps=800, eval_samples=100, eval_steps=20, attribution_cases=16,
+        effect_pairs=32, latent_drift=0.1, checkpoint_every=50,
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Suite:
+    """One benchmark suite: its cohort (`medcf synth <kind>`), base model and fine-tuning methods."""
+
+    name: str
+    kind: str
+    modality: str
+    base_filter: str  # the base model's studies: normal ones only
+    class_prompt: str  # DreamBooth's prior-preservation class
+    methods: tuple[str, ...]
+    sizes: dict[str, SuiteSize]
+    data_seed: int = 0  # the cohort's seed
+    vae_model: str = ""  # a shipped model whose VAE the full size uses instead of training one
+
+
+SUITES = {
+    "cxr-synth": Suite("cxr-synth", "cxr", "chest X-ray", "no_finding == 1", "A chest X-ray.",
+                       ("basic fine-tune", "LoRA", "textual inversion", "DreamBooth", "Custom Diffusion"), CXR_SIZES),
+    "brain-synth": Suite("brain-synth", "brain", "brain MRI", "lesion == 0 and alzheimers_disease == 0",
+                         "A brain MRI.", ("basic fine-tune", "textual inversion", "DreamBooth", "Custom Diffusion"),
+                         BRAIN_SIZES, data_seed=1, vae_model="brain64"),
 }  # fmt: skip
 
 
@@ -75,15 +108,15 @@ def common_overrides(size: SuiteSize, data: str, seed: int) -> tuple[str, ...]:
     )  # fmt: skip
 
 
-def base_overrides(size: SuiteSize, data: str, vae: str, seed: int) -> tuple[str, ...]:
+def base_overrides(suite: Suite, size: SuiteSize, data: str, vae: str, seed: int) -> tuple[str, ...]:
     model = ("model.tiny=true",) if size.tiny else (f"model.vae={vae}",)
     return (
-        *common_overrides(size, data, seed), *model, f"data.filter={BASE_FILTER}", "data.prompt_style=simple",
+        *common_overrides(size, data, seed), *model, f"data.filter={suite.base_filter}", "data.prompt_style=simple",
         "data.patient_info=false", f"train.max_steps={size.base_steps}", "train.learning_rate=2e-4",
     )  # fmt: skip
 
 
-def suite_runs(size: SuiteSize) -> list[SuiteRun]:
+def suite_runs(suite: Suite, size: SuiteSize) -> list[SuiteRun]:
     """The fine-tuning runs; `data.root`, `model.pretrained` and the common overrides are added when run."""
     steps = f"train.max_steps={size.finetune_steps}"
     wrapped = f"{IDENTIFIER} {{prompt}}"  # first: the text encoder's window never cuts it off
@@ -93,14 +126,15 @@ def suite_runs(size: SuiteSize) -> list[SuiteRun]:
         "textual inversion": ("train.method=textual-inversion", "train.learning_rate=5e-3",
                               f"train.placeholder_token={IDENTIFIER}", f"train.instance_prompt={wrapped}"),
         "DreamBooth": ("train.method=dreambooth", "train.learning_rate=1e-4", f"train.instance_prompt={wrapped}",
-                       "train.class_prompt=A chest X-ray.", "train.num_class_images=16"),
+                       f"train.class_prompt={suite.class_prompt}", "train.num_class_images=16"),
         # W_k, W_v and the modifier token V* at 1e-5 per image of the batch (diffusers' example: 1e-5 with --scale_lr)
         "Custom Diffusion": ("train.method=custom-diffusion", f"train.learning_rate={1e-5 * size.batch_size:g}",
                              "train.modifier_token=true", f"train.placeholder_token={IDENTIFIER}",
                              f"train.instance_prompt={wrapped}"),
     }  # fmt: skip
     runs = []
-    for method, options in methods.items():
+    for method in suite.methods:
+        options = methods[method]
         instance = wrapped if "instance_prompt" in " ".join(options) else ""
         for delta in (0.0, size.latent_drift):
             drift = (f"train.latent_drift={delta}",)
