@@ -9,7 +9,7 @@ TORCH := torch==2.13.0
 LOCK_VENV := /tmp/medcf-lock-venv
 LATEST_VENV := .venv-latest
 
-.PHONY: demo test test-slow test-latest lint lock clean
+.PHONY: demo test test-slow test-latest lint docs lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
+
+# The documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link or docstring fails the build.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
 
 # Rewrites constraints.txt (torch as $(TORCH): the local '+cpu' label would match no other machine's wheel) from a fresh venv: torch pinned, everything else the newest that pyproject.toml's
 # ranges allow today. Run `make test-latest` first, then this, then `make test test-slow` before committing.
@@ -55,4 +59,4 @@ test-latest:
 	$(LATEST_VENV)/bin/python -m pytest -m "not slow and not gpu and not locked" -q -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) $(LATEST_VENV) demo-output
+	rm -rf $(VENV) $(LATEST_VENV) demo-output site

@@ -35,7 +35,7 @@ EngineOption = Annotated[
     str,
     typer.Option(
         help="inversion (DDIM inversion), sdedit (partial noising), pix2pix-zero (inversion, an edit direction "
-        "from paraphrases of the rows, cross-attention guidance; about 2.5× slower) or instruct (a model trained "
+        "from paraphrases of the rows, cross-attention guidance; about 2.6× slower) or instruct (a model trained "
         "with train.method=instruct-pix2pix, told what to change)."
     ),
 ]

@@ -154,7 +154,7 @@ def _seeded(seed: int, index: int, process_index: int) -> Iterator[None]:
 
 
 def data_fingerprint(cohort: Cohort) -> str:
-    """SHA-256 over (id, image bytes[, mask bytes][, source bytes]) of every row: which data a run saw."""
+    """SHA-256 over `(id, image bytes[, mask bytes][, source bytes])` of every row: which data a run saw."""
     file_digests: dict[str, str] = {}  # slices of one volume share a file: hash it once
     digest = hashlib.sha256()
     columns = ["id", "path"] + [column for column in ("mask_path", "source_path") if column in cohort.records]
