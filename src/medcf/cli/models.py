@@ -35,7 +35,8 @@ def train(
     out: RunOption = Path("runs/train"),
     progress: ProgressOption = True,
 ) -> None:
-    """Train or fine-tune a latent diffusion model (full, lora, textual-inversion, dreambooth, custom-diffusion).
+    """Train or fine-tune a model: latent diffusion by train.method (full, lora, textual-inversion, dreambooth,
+    custom-diffusion, instruct-pix2pix on image pairs), 2-D or 3-D (model.spatial_dims), or a GAN (model.backend).
 
     Resumes from the newest checkpoint in OUT. Multi-process / multi-GPU: `accelerate launch -m medcf train ...`.
 
