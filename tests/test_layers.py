@@ -35,7 +35,8 @@ ALLOWED: dict[str, set[str]] = {
     "editing": LOWER | {"generate", "inversion", "volumes", "training"},
     "attribution": LOWER | {"generate", "inversion", "volumes", "training", "editing", "classifier"},
     "evaluation": LOWER
-    | {"generate", "inversion", "volumes", "training", "editing", "classifier", "attribution", "config"},
+    | {"generate", "inversion", "volumes", "training", "editing", "classifier", "attribution", "config"}
+    | {"pretrained"},  # a benchmark suite may start from a shipped model's files (brain-synth: brain64's VAE)
 }
 
 
