@@ -4,6 +4,8 @@ reference's coverage, and a strict build where MkDocs is installed. The toy-size
 
 from __future__ import annotations
 
+import ast
+import importlib
 import importlib.util
 import os
 import re
@@ -220,3 +222,33 @@ def test_toy_commands_run(page: Path, tmp_path: Path) -> None:
         ["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=1800
     )
     assert result.returncode == 0, f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+
+
+PYTHON_PAGES = [ROOT / "README.md", *_pages()]
+RUNNABLE = ("README.md", "docs/index.md", "docs/how-to/prompts.md")  # the others need a download or a GPU
+
+
+def _python_blocks(page: Path) -> list[str]:
+    return [body for info, body in _blocks(page) if info == "python"]
+
+
+def test_every_python_example_imports_names_that_exist() -> None:
+    missing = []
+    for page in PYTHON_PAGES:
+        for body in _python_blocks(page):
+            for node in ast.walk(ast.parse(body)):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("medcf"):
+                    module = importlib.import_module(node.module)
+                    names = [alias.name for alias in node.names]
+                    missing += [f"{page.name}: {node.module}.{name}" for name in names if not hasattr(module, name)]
+    assert missing == [] and sum(len(_python_blocks(page)) for page in PYTHON_PAGES) >= 6
+
+
+@pytest.mark.parametrize("page", RUNNABLE)
+def test_the_python_examples_run_as_written(page: str, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.chdir(ROOT)  # the examples name repository files (configs/vocabulary.example.yaml)
+    blocks = _python_blocks(ROOT / page)
+    assert blocks
+    for body in blocks:
+        exec(compile(body, page, "exec"), {"__name__": "__docs__"})  # noqa: S102 - our own documentation's code
+    assert capsys.readouterr().out.strip()  # each page's example prints what it shows
