@@ -153,8 +153,9 @@ def _stage_brain_edits(
         overrides = instruct_overrides(size, edits, str(data), str(base), delta)
         models[(INSTRUCT, drifted)] = _trained(overrides, work / "runs" / f"instruct-pix2pix-d{delta:g}")
 
-    def cache(key: dict, compute: Callable[[], T]) -> T:
-        return cached_stage(work / "brain_edits.json", {**key, **_key(place, "precision")}, compute)
+    def cache(model: Path, key: dict, compute: Callable[[], T]) -> T:
+        key = {**key, "weights": _weights_stamp(model), **_key(place, "precision")}
+        return cached_stage(work / "brain_edits.json", key, compute)
 
     rows = brain_edit_rows(models, classifier, edits, size=size.resolution, latent_drift=size.latent_drift,
                            cache=cache, precision=place["precision"], device=device, seed=SEED)  # fmt: skip

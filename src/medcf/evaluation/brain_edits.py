@@ -89,13 +89,13 @@ def brain_edit_rows(
     *,
     size: int,
     latent_drift: float,
-    cache: Callable[[dict, Callable[[], dict]], dict],
+    cache: Callable[[Path, dict, Callable[[], dict]], dict],
     precision: str,
     device: str,
     seed: int = 0,
 ) -> list[dict[str, object]]:
-    """One row per (edit, engine run); `models[(model name, drifted)]` is each model folder, `cache(key, compute)`
-    keeps each row (benchmark.cached_stage on the suite's file)."""
+    """One row per (edit, engine run); `models[(model name, drifted)]` is each model folder, `cache(model, key,
+    compute)` keeps each row (benchmark.cached_stage on the suite's file, keyed by the model's weights too)."""
     rows, loaded = [], {}
     progress = tqdm(total=sum(len(engine_runs(edit)) for edit in BRAIN_EDITS), desc="medcf: brain edits vs truth",
                     unit="engine")  # fmt: skip
@@ -103,15 +103,13 @@ def brain_edit_rows(
         cases = atrophy_cases(edits.patients, truth_of, size=size, years=years, alzheimers=alzheimers, seed=seed)
         for run in engine_runs(edit):
             folder = models[(run.model, run.drifted)]
-            stamp = next((folder / "unet").glob("*.safetensors")).stat()
-            key = {"edit": edit, "engine": run.label, "sizes": asdict(edits), "seed": seed, "precision": precision,
-                   "weights": [stamp.st_size, stamp.st_mtime_ns]}  # fmt: skip
+            key = {"edit": edit, "engine": run.label, "sizes": asdict(edits), "seed": seed, "precision": precision}
             if folder not in loaded:  # one model in memory at a time
                 loaded = {folder: (load_components(folder, device=device), PromptTemplate.from_pretrained(folder))}
             score = partial(_scored_edit, *loaded[folder], classifier, cases, changes, run,
                             delta=latent_drift if run.drifted else 0.0, per=per, edits=edits, precision=precision,
                             seed=seed)  # fmt: skip
-            rows.append({"edit": edit, "engine": run.label, "model": folder.parent.name, **cache(key, score)})
+            rows.append({"edit": edit, "engine": run.label, "model": folder.parent.name, **cache(folder, key, score)})
             progress.update()
     progress.close()
     return rows
