@@ -1,4 +1,4 @@
-"""`medcf benchmark --quick` end to end (slow: trains 10–14 tiny models per suite), and its repeatability."""
+"""`medcf benchmark --quick` end to end (slow: trains 2–19 tiny models per suite), and its repeatability."""
 
 from __future__ import annotations
 
@@ -72,6 +72,30 @@ def test_quick_brain_benchmark_scores_every_edit_engine_against_the_truth(tmp_pa
     markdown = (tmp_path / "out" / "brain-synth-quick.md").read_text()
     assert "Latent Drifting's directions, here" in markdown
     assert "| LD lowers FID: basic fine-tune | FID 92.1" in markdown
+
+
+def test_quick_ct_benchmark_scores_both_3d_backends_against_the_truth(tmp_path: Path) -> None:
+    arguments = ["benchmark", "--suite", "ct-synth", "--quick", "--work", str(tmp_path / "work")]
+    result = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "out" / "ct-synth-quick.json").read_text())
+    rows = {row["model"]: row for row in results["runs"]}
+    assert list(rows) == ["real training volumes", "diffusion", "GAN"]
+    real = rows.pop("real training volumes")
+    for row in rows.values():
+        assert row["volume FID (CT features)"] > real["volume FID (CT features)"] >= 0  # nothing beats real data
+        assert row["volumes"] == real["volumes"] == 2  # the quick cohort's 24 × 0.1 held-out patients
+        truth = row["smoking effect"]["truth"]
+        assert truth["mean_shift"] < -15 and truth["ci_high"] < 0  # the renderer: smokers' lungs darker in HU
+        edits = {edit["edit"]: edit for edit in row["edits"]}
+        assert edits["smoking removed (current → never)"]["true lung change (HU)"] > 15
+        assert edits["nodule removed"]["true lung change (HU)"] < 0
+        assert all(0 <= edit["effectiveness"] <= 1 and 0 <= edit["AUROC of |change|"] <= 1 for edit in edits.values())
+    gan = json.loads((tmp_path / "work" / "runs" / "gan" / "manifest.json").read_text())
+    assert gan["backend"] == "gan" and "data.prompt_style=table" in json.dumps(gan)
+    markdown = (tmp_path / "out" / "ct-synth-quick.md").read_text()
+    assert "DGM-VLC's finding: smoking shifts lung attenuation" in markdown
+    assert (tmp_path / "out" / "ct-synth-quick_montage.png").stat().st_size > 0
 
 
 def _same_scores(first: list[dict], second: list[dict]) -> bool:

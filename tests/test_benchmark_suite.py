@@ -8,8 +8,8 @@ import pytest
 
 from medcf.config import config_dict, load_config
 from medcf.data.synthetic import synthesize
-from medcf.evaluation.benchmark import cached_stage, training_seconds
 from medcf.evaluation.brain_edits import EDIT_SIZES, instruct_overrides
+from medcf.evaluation.stages import cached_stage, training_seconds
 from medcf.evaluation.suite import SUITES, base_overrides, common_overrides, slug, suite_runs
 from medcf.training.data import HOLDOUT, TRAIN, load_cohorts
 

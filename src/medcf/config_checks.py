@@ -84,6 +84,8 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "vae.batch_size": (_at_least(1), "≥ 1"),
     "gan.latent_dim": (_at_least(1), "≥ 1"),
     "gan.r1_gamma": (_at_least(0), "≥ 0 (0: off)"),
+    "gan.block_out_channels": (_at_least(1), "≥ 1"),
+    "gan.discriminator_channels": (_at_least(1), "≥ 1"),
 }
 
 

@@ -64,7 +64,7 @@ def evaluate(
 
 @app.command()
 def benchmark(
-    suite: Annotated[str, typer.Option(help="Benchmark suite: cxr-synth | brain-synth.")] = "cxr-synth",
+    suite: Annotated[str, typer.Option(help="Benchmark suite: cxr-synth | brain-synth | ct-synth.")] = "cxr-synth",
     quick: Annotated[bool, typer.Option(help="CI size: tiny models, a few minutes on 2 CPUs.")] = False,
     out: Annotated[Path, typer.Option("--out", help="Folder for <suite>.md / .json / _fid.png.")] = Path(
         "benchmarks/results"
@@ -79,7 +79,9 @@ def benchmark(
     FID/KID with and without Latent Drift for each fine-tuning method, prompt styles, effectiveness, attribution
     vs baselines; cxr-synth adds the smoking effect map, brain-synth Alzheimer's disease added and removed
     (inversion, Pix2Pix-Zero) and ageing (InstructPix2Pix on true age pairs), each ± Latent Drift and scored
-    against the true counterfactual. Finished stages in --work are reused, so a stopped benchmark continues.
+    against the true counterfactual. ct-synth trains a 3-D diffusion model and a 3-D GAN on chest CT volumes and
+    scores both: volume- and slice-wise distances, the smoking effect in HU against the truth, and edits of unseen
+    patients. Finished stages in --work are reused, so a stopped benchmark continues.
 
     Example: `medcf benchmark --suite brain-synth --quick --out /tmp/bench`
     """

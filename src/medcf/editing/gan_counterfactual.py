@@ -78,10 +78,13 @@ def gan_counterfactual(
     steps: int = 200,
     learning_rate: float = 0.05,
     latent_weight: float = 1e-3,
+    residual: bool = False,
 ) -> torch.Tensor:
     """`images` (B, C, *spatial) in [-1, 1] as they would look under `target_prompts`: (B, C, *spatial) in [-1, 1].
 
-    A mask-conditioned GAN takes the images' masks (B, 1, *spatial) in {0, 1} for both passes.
+    A mask-conditioned GAN takes the images' masks (B, 1, *spatial) in {0, 1} for both passes. `residual` returns
+    x + G(z*, target) − G(z*, source): only what the prompts change is added, so the inversion's reconstruction
+    error cancels (as the diffusion engines' `residual`).
     """
     if len(source_prompts) != len(target_prompts):
         count = f"{len(source_prompts)} source but {len(target_prompts)} target prompts"
@@ -89,4 +92,7 @@ def gan_counterfactual(
     latents = invert_latents(
         gan, images, source_prompts, mask=mask, steps=steps, learning_rate=learning_rate, latent_weight=latent_weight
     )
-    return synthesize(gan, latents, target_prompts, mask=mask)
+    edited = synthesize(gan, latents, target_prompts, mask=mask)
+    if residual:
+        edited = (images + edited - synthesize(gan, latents, source_prompts, mask=mask)).clamp(-1, 1)
+    return edited

@@ -123,12 +123,19 @@ def atrophy_rows(cases: AtrophyCases, edited: np.ndarray, *, per: float = 1.0, s
 
 
 def truth_agreement(cases: AtrophyCases, edited: np.ndarray, *, seed: int = 0) -> dict[str, object]:
-    """Where and how an edit changed each image against the true counterfactual's change (display units):
-    mean |change| inside and outside the true effect region (|true change| > EFFECT_THRESHOLD, within the
-    brain), the Pearson correlation of the edit's signed change with the true change over each image's pixels,
-    and the error |edit − truth| beside the untouched image's |image − truth|."""
-    change, true = edited - cases.images, cases.truths - cases.images
-    regions = (np.abs(true) > EFFECT_THRESHOLD) & cases.brains
+    """change_agreement of brain edits (display units; the effect region within the brain)."""
+    return change_agreement(cases.images, cases.truths, cases.brains, edited, threshold=EFFECT_THRESHOLD, seed=seed)
+
+
+def change_agreement(
+    images: np.ndarray, truths: np.ndarray, anatomy: np.ndarray, edited: np.ndarray, *, threshold: float, seed: int = 0
+) -> dict[str, object]:
+    """Where and how an edit changed each image (or volume) against the true counterfactual's change: mean |change|
+    inside and outside the true effect region (|true change| > threshold, within `anatomy`), the Pearson
+    correlation of the edit's signed change with the true change over each image's pixels, and the error
+    |edit − truth| beside the untouched image's |image − truth|."""
+    change, true = edited - images, truths - images
+    regions = (np.abs(true) > threshold) & anatomy
     inside = np.array([np.abs(c[r]).mean() if r.any() else np.nan for c, r in zip(change, regions, strict=True)])
     outside = np.array([np.abs(c[~r]).mean() for c, r in zip(change, regions, strict=True)])
     r = np.array([_correlation(c.ravel(), t.ravel()) for c, t in zip(change, true, strict=True)])
@@ -138,8 +145,8 @@ def truth_agreement(cases: AtrophyCases, edited: np.ndarray, *, seed: int = 0) -
         "inside": float(np.nanmean(inside)),
         "outside": float(outside.mean()),
         "correlation with true change": float(r.mean()) if len(r) else float("nan"),
-        "correlation 95% CI": _interval(r, seed) if len(r) else "n/a",
-        "error": float(np.abs(edited - cases.truths).mean()),
+        "correlation 95% CI": confidence_interval(r, seed) if len(r) else "n/a",
+        "error": float(np.abs(edited - truths).mean()),
         "error of the unedited image": float(np.abs(true).mean()),
     }
 
@@ -152,9 +159,9 @@ def _measure_row(name: str, changes: list[tuple[dict, dict]], per: float, seed: 
         "measure": name,
         "patients": len(model),
         "model": float(model.mean()),
-        "model 95% CI": _interval(model, seed),
+        "model 95% CI": confidence_interval(model, seed),
         "truth": float(truth.mean()),
-        "truth 95% CI": _interval(truth, seed),
+        "truth 95% CI": confidence_interval(truth, seed),
         "model / truth": float(model.mean() / truth.mean()) if truth.mean() != 0 else float("nan"),
         "correlation across patients": correlation,
     }
@@ -165,6 +172,7 @@ def _correlation(first: np.ndarray, second: np.ndarray) -> float:
     return float(np.corrcoef(first, second)[0, 1]) if first.std() > 0 and second.std() > 0 else float("nan")
 
 
-def _interval(values: np.ndarray, seed: int) -> str:
+def confidence_interval(values: np.ndarray, seed: int) -> str:
+    """The bootstrap 95% CI of the mean, as text."""
     low, high = bootstrap_interval(values, seed=seed)
     return f"{low:.4g} to {high:.4g}"

@@ -1,5 +1,6 @@
 """`medcf benchmark --suite cxr-synth|brain-synth`: train every run of the suite (suite.py), score each on the
-held-out patients, and write one table (Markdown + JSON) with the hardware, versions and timings.
+held-out patients, and write one table (Markdown + JSON) with the hardware, versions and timings (ct-synth, two 3-D
+backends rather than fine-tunes of a base: ct_benchmark.py).
 
 Stages are cached in the work folder: a finished model is not trained again and a model's scores are kept
 beside it (`scores.json`, keyed by the scoring settings and the weights file), so an interrupted benchmark
@@ -13,11 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from functools import partial
-from itertools import pairwise
 from pathlib import Path
 from typing import TypeVar
 
-from medcf.atomic import atomic_path
 from medcf.attribution.effect import population_effect
 from medcf.attribution.effect_folder import effect_to_folder
 from medcf.attribution.effect_pairs import cohort_anatomy_mask, cohort_pairs
@@ -28,8 +27,11 @@ from medcf.data.synthetic import synthesize
 from medcf.evaluation.attribution import attribution_scores
 from medcf.evaluation.benchmark_report import write_benchmark
 from medcf.evaluation.brain_edits import EDIT_SIZES, INSTRUCT, SAMPLER, brain_edit_rows, instruct_overrides
+from medcf.evaluation.ct_benchmark import run_ct_benchmark
+from medcf.evaluation.ct_suite import CT_SUITE
 from medcf.evaluation.data import EvaluationSet, RunSplit, evaluation_set
 from medcf.evaluation.generation import distribution_scores, generate_for_rows, rendered_prompts, sample_effectiveness
+from medcf.evaluation.stages import cached_stage, placement_key, trained, training_seconds, weights_stamp
 from medcf.evaluation.suite import (
     SUITES,
     Suite,
@@ -46,7 +48,7 @@ from medcf.models.device import resolve_device, run_settings
 from medcf.models.precision import inference_precision
 from medcf.pretrained import pretrained_path
 from medcf.prompts import PromptTemplate, instance_prompt
-from medcf.training import train, train_autoencoder
+from medcf.training import train_autoencoder
 from medcf.training.data import TRAIN, load_cohorts
 from medcf.training.record import environment
 
@@ -71,8 +73,10 @@ def run_benchmark(
     `device`/`precision` place the scoring (sampling, attribution, effect); training goes where accelerate puts
     it (`medcf train`). Scores are cached per device type and precision: a GPU's bf16 scores never pose as fp32.
     """
+    if suite == CT_SUITE:  # 3-D models of two backends, not fine-tunes of a base (ct_benchmark.py)
+        return run_ct_benchmark(work, out, quick=quick, device=device, precision=precision)
     if suite not in SUITES:
-        raise ValueError(f"suite {suite!r} is unknown; choose one of {', '.join(SUITES)}")
+        raise ValueError(f"suite {suite!r} is unknown; choose one of {', '.join([*SUITES, CT_SUITE])}")
     spec = SUITES[suite]
     placement = run_settings(resolve_device(device), precision)
     place = {"device": placement["device"].split(":")[0], "precision": placement["precision"]}
@@ -80,20 +84,20 @@ def run_benchmark(
     work.mkdir(parents=True, exist_ok=True)
     data = _stage_data(spec, size, work / "data")
     vae = _stage_vae(spec, size, data, work / "vae")
-    base = _trained(base_overrides(spec, size, str(data), str(vae), SEED), work / "base")
+    base = trained(base_overrides(spec, size, str(data), str(vae), SEED), work / "base")
     classifier, classifier_metrics = _stage_classifier(spec, size, data, work / "classifier")
     split = RunSplit(0.1, SEED, "")
     held_out = evaluation_set(data, resolution=size.resolution, modality=spec.modality, split=split, limit=1000)
     rows = generation_rows(spec, size, work, data, base, held_out, classifier, place=place, device=device)
     reference = work / "runs" / slug(REFERENCE) / "model"
     key = {**ATTRIBUTION, "precision": place["precision"], "size": asdict(size), "seed": SEED,
-           "weights": _weights_stamp(reference), **_key(place, "precision")}  # fmt: skip
+           "weights": weights_stamp(reference), **placement_key(place, "precision")}  # fmt: skip
     attribute = partial(_stage_attribution, reference, classifier, spec.kind, size, place=place, device=device)
     attribution = cached_stage(work / "attribution.json", key, attribute)
     if spec.kind == "brain":
         extra = _stage_brain_edits(size, work, data, base, classifier, quick=quick, place=place, device=device)
     else:
-        effect_folder = "-".join(["effect", *_key(place).values()])  # effect, or effect-cuda-bf16
+        effect_folder = "-".join(["effect", *placement_key(place).values()])  # effect, or effect-cuda-bf16
         extra = {"smoking_effect": _stage_effect(reference, size, work / effect_folder, device, precision)}
     results = {
         "suite": suite, "size": "quick" if quick else "full", "settings": asdict(size), "seed": SEED, **placement,
@@ -117,14 +121,15 @@ def generation_rows(
 ) -> list[dict[str, object]]:
     """Train (or reuse) every fine-tuning run of the suite and score its samples: one table row per run."""
     extractors = [EfficientNetLite0Features(), ClassifierFeatures(classifier)]
-    rows, trained = [], {}
+    rows, models = [], {}
     for run in suite_runs(suite, size):
         overrides = (*common_overrides(size, str(data), SEED), f"model.pretrained={base}", *run.overrides)
         config = json.dumps(config_dict(load_config(None, overrides)), sort_keys=True)
-        model = trained.get(config) or _trained(overrides, work / "runs" / slug(run.name))
-        trained[config] = model
+        model = models.get(config) or trained(overrides, work / "runs" / slug(run.name))
+        models[config] = model
         prompting = {"latent_drift": run.sampling_drift, "instance_prompt": run.instance_prompt}
-        key = {**prompting, "size": asdict(size), "seed": SEED, "weights": _weights_stamp(model), **_key(place)}
+        key = {**prompting, "size": asdict(size), "seed": SEED, "weights": weights_stamp(model)}
+        key |= placement_key(place)
         score = partial(_score, model, run, held_out, classifier, extractors, size, place=place, device=device)
         row = cached_stage(model.parent / "scores.json", key, score)
         rows.append({
@@ -151,10 +156,10 @@ def _stage_brain_edits(
     for drifted, delta in ((False, 0.0), (True, size.latent_drift)):
         models[("basic fine-tune", drifted)] = work / "runs" / slug(f"basic fine-tune, δ={delta:g}") / "model"
         overrides = instruct_overrides(size, edits, str(data), str(base), delta)
-        models[(INSTRUCT, drifted)] = _trained(overrides, work / "runs" / f"instruct-pix2pix-d{delta:g}")
+        models[(INSTRUCT, drifted)] = trained(overrides, work / "runs" / f"instruct-pix2pix-d{delta:g}")
 
     def cache(model: Path, key: dict, compute: Callable[[], T]) -> T:
-        key = {**key, "weights": _weights_stamp(model), **_key(place, "precision")}
+        key = {**key, "weights": weights_stamp(model), **placement_key(place, "precision")}
         return cached_stage(work / "brain_edits.json", key, compute)
 
     rows = brain_edit_rows(models, classifier, edits, size=size.resolution, latent_drift=size.latent_drift,
@@ -181,25 +186,6 @@ def _stage_vae(suite: Suite, size: SuiteSize, data: Path, folder: Path) -> Path:
     return folder / "vae"
 
 
-def _trained(overrides: tuple[str, ...], folder: Path) -> Path:
-    """The model folder of the run with `overrides`, trained unless an earlier benchmark finished it."""
-    if not (folder / "model" / "model_index.json").is_file():
-        train(load_config(None, overrides), folder, command="medcf benchmark: medcf train " + " ".join(
-            f"--set '{override}'" for override in overrides))  # fmt: skip
-    return folder / "model"
-
-
-def training_seconds(run: Path) -> float:
-    """Wall time of the steps a training run kept, over all its sessions (its manifest), so a resumed benchmark
-    reports it whole. A killed session recorded no time: its kept steps (up to the checkpoint the next session
-    resumed from) are counted at the mean seconds per step of the finished sessions."""
-    sessions = json.loads((run / "manifest.json").read_text())["sessions"]
-    finished = [s for s in sessions if "seconds" in s]
-    per_step = sum(s["seconds"] for s in finished) / max(sum(s["end_step"] - s["start_step"] for s in finished), 1)
-    kept = [after["start_step"] - s["start_step"] for s, after in pairwise(sessions) if "seconds" not in s]
-    return sum(s["seconds"] for s in finished) + per_step * sum(kept)
-
-
 def _stage_classifier(suite: Suite, size: SuiteSize, data: Path, folder: Path) -> tuple[ImageClassifier, dict]:
     """The real-data classifier (training patients only) that judges effectiveness and gives fid_domain."""
     if not (folder / "model.safetensors").is_file():
@@ -211,13 +197,6 @@ def _stage_classifier(suite: Suite, size: SuiteSize, data: Path, folder: Path) -
         )  # fmt: skip
         save_classifier(network, folder)
     return load_classifier(folder), {"steps": size.classifier_steps}
-
-
-def _key(place: dict[str, str], *known: str) -> dict[str, str]:
-    """The cache key's placement: nothing for the CPU in fp32, so that the caches of earlier runs stay valid."""
-    if place == {"device": "cpu", "precision": "fp32"}:
-        return {}
-    return {"placement": "-".join(value for name, value in place.items() if name not in known)}
 
 
 def _score(
@@ -249,22 +228,6 @@ def _score(
         "fid_domain": scores["fid_domain"], "effectiveness": effect["mean_accuracy"],
         "n_samples": scores["n_fake"], "n_real": scores["n_real"], "score seconds": time.perf_counter() - started,
     }  # fmt: skip
-
-
-def _weights_stamp(model: Path) -> list[int]:
-    """Size and modification time of the U-Net weights: a retrained model invalidates its cached scores."""
-    stat = next((model / "unet").glob("*.safetensors")).stat()
-    return [stat.st_size, stat.st_mtime_ns]
-
-
-def cached_stage(path: Path, key: dict, compute: Callable[[], T]) -> T:
-    """`compute()`'s JSON result, stored in `path` under `key` (one file holds several keys)."""
-    entries, tag = json.loads(path.read_text()) if path.is_file() else {}, json.dumps(key, sort_keys=True)
-    if tag not in entries:
-        entries[tag] = compute()
-        with atomic_path(path) as temporary:
-            temporary.write_text(json.dumps(entries, indent=1))
-    return entries[tag]
 
 
 def _stage_attribution(

@@ -126,6 +126,8 @@ def scratch_gan(
     text_encoder_path: str | Path | None = None,
     mask_conditioning: bool = False,
     latent_dim: int = 128,
+    block_out_channels: tuple[int, ...] = BLOCK_OUT_CHANNELS,
+    discriminator_channels: int = 64,
     seed: int = 0,
 ) -> GanComponents:
     """An untrained CPU-sized GAN on the pretrained MiniLM text encoder (or `text_encoder_path`'s)."""
@@ -139,6 +141,8 @@ def scratch_gan(
             spatial_dims=spatial_dims,
             sample_size=sample_size,
             latent_dim=latent_dim,
+            block_out_channels=tuple(block_out_channels),
+            discriminator_channels=discriminator_channels,
             mask_conditioning=mask_conditioning,
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -13,7 +14,6 @@ from medcf.config import Config
 from medcf.config_checks import check_paths
 from medcf.data.volume import VolumeTextDataset
 from medcf.models.gan_components import (
-    BLOCK_OUT_CHANNELS,
     DISCRIMINATOR_LAYERS,
     TINY_BLOCK_OUT_CHANNELS,
     TINY_DISCRIMINATOR_LAYERS,
@@ -128,27 +128,32 @@ def build_gan_components(config: Config, dataset: VolumeTextDataset | None = Non
     if config.model.spatial_dims == 3:
         if dataset is None:
             raise ValueError("model.spatial_dims=3: pass the training VolumeTextDataset; its volumes set the size")
-        options["sample_size"] = _volume_size(dataset.item_shape, tiny=config.model.tiny)
+        blocks = TINY_BLOCK_OUT_CHANNELS if config.model.tiny else config.gan.block_out_channels
+        options["sample_size"] = _volume_size(dataset.item_shape, blocks, tiny=config.model.tiny)
     else:
         options["sample_size"] = config.data.resolution
     if config.model.tiny:
         gan = tiny_gan(seed=config.train.seed, **options)
     else:
         text_encoder = config.model.text_encoder or None
+        gan_config = config.gan
         gan = scratch_gan(
-            text_encoder_path=text_encoder, latent_dim=config.gan.latent_dim, seed=config.train.seed, **options
+            text_encoder_path=text_encoder,
+            latent_dim=gan_config.latent_dim,
+            block_out_channels=tuple(gan_config.block_out_channels),
+            discriminator_channels=gan_config.discriminator_channels,
+            seed=config.train.seed,
+            **options,
         )
     if config.model.spatial_dims == 3:  # the units that turn its volumes back into NIfTI (gan_volume_units)
         gan.generator.register_to_config(value_range=list(dataset.value_range), spacing_mm=list(dataset.spacing_mm))
     return gan
 
 
-def _volume_size(size: tuple[int, int, int], *, tiny: bool) -> tuple[int, int, int]:
+def _volume_size(size: tuple[int, int, int], blocks: Sequence[int], *, tiny: bool) -> tuple[int, int, int]:
     """`size` (X, Y, Z) after checking it fits both networks: each side a multiple of the generator's ×2 upsampling,
     and at least 2^(layers + 1), below which the patch discriminator's stride-2 layers and 4-wide kernels run out."""
-    blocks, layers = (
-        (TINY_BLOCK_OUT_CHANNELS, TINY_DISCRIMINATOR_LAYERS) if tiny else (BLOCK_OUT_CHANNELS, DISCRIMINATOR_LAYERS)
-    )
+    layers = TINY_DISCRIMINATOR_LAYERS if tiny else DISCRIMINATOR_LAYERS
     multiple, smallest = 2 ** (len(blocks) - 1), 2 ** (layers + 1)
     if any(side % multiple for side in size) or min(size) < smallest:
         raise ValueError(
