@@ -157,6 +157,18 @@ def test_a_counterfactual_keeps_the_source_geometry_and_a_null_edit_changes_litt
     assert error < 30 and error < 0.25 * flipped_error  # HU (measured 11 vs 86): overlays the source, not mirrored
 
 
+def test_a_residual_null_edit_returns_the_source(
+    run_dir: Path, lps_source: tuple[Path, np.ndarray], tmp_path: Path
+) -> None:
+    source, hu = lps_source
+    out = tmp_path / "residual"
+    args = ["counterfactual", "--model", str(run_dir / "model"), "--image", str(source), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--row", "smoking=current", "--set", "smoking=current", "--residual"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "settings.json").read_text())["residual"] is True
+    assert np.abs(nib.load(out / "counterfactual.nii.gz").get_fdata() - hu).max() <= 1  # int16 rounding only
+
+
 def test_a_volume_of_another_size_is_refused(run_dir: Path, ct_cohort: Path, tmp_path: Path) -> None:
     whole = ct_cohort / "volumes" / "ct00000.nii.gz"  # 32×32×16: the GAN learnt 16×16×8 patches
     with pytest.raises(ValueError, match=r"this GAN makes volumes of \(16, 16, 8\): crop or resample"):
@@ -168,7 +180,6 @@ def test_a_volume_of_another_size_is_refused(run_dir: Path, ct_cohort: Path, tmp
     ("overrides", "message"),
     [
         (["model.mask_conditioning=true"], r"^model.spatial_dims=3: model.mask_conditioning is 2-D only; turn it off"),
-        (["model.text_modulation=true"], r"^model.spatial_dims=3: model.text_modulation is 2-D only"),
         (["train.method=lora"], r"^model.spatial_dims=3 trains train.method=full only, not lora$"),
     ],
 )

@@ -35,7 +35,6 @@ def check_spatial_dims(config: Config) -> None:
         raise ValueError(f"data.patch={data.patch}: give [X, Y, Z] voxels, e.g. [64, 64, 32], or [] for whole volumes")
     unsupported = {
         "model.mask_conditioning": model.mask_conditioning,
-        "model.text_modulation": model.text_modulation,
         "data.pairs": data.pairs,
         "train.train_vae_decoder": config.train.train_vae_decoder,
         "train.gradient_checkpointing": config.train.gradient_checkpointing,

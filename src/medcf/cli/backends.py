@@ -31,7 +31,8 @@ def counterfactual_other_backend(model: Path, image: Path, edits: list[str], out
     if is_gan_folder(model):
         from medcf.editing.gan_to_folder import gan_counterfactual_to_folder
 
-        folder = gan_counterfactual_to_folder(model, image, edits, out, index=options["index"], **common)
+        edit = {"index": options["index"], "residual": options["residual"]}
+        folder = gan_counterfactual_to_folder(model, image, edits, out, **edit, **common)
         volume = folder / "change.nii.gz"  # only a volume's folder has it: an image's has difference.png
         result = folder / ("counterfactual.nii.gz" if volume.is_file() else "counterfactual.png")
         echo(f"counterfactual: {result}\nreport: {folder / 'index.html'}")

@@ -29,6 +29,7 @@ def gan_counterfactual_to_folder(
     *,
     row: Sequence[str] = (),
     steps: int = 200,
+    residual: bool = False,
     index: int | None = None,
     device: str = "auto",
     precision: str = "auto",
@@ -37,7 +38,7 @@ def gan_counterfactual_to_folder(
 ) -> Path:
     """The image (or, for a 3-D GAN, the NIfTI volume) with `edits` applied to its clinical row, by GAN inversion:
     z* fitted under the source prompt (`steps` Adam steps), regenerated under the edited one
-    (`editing.gan_counterfactual`); returns `out`."""
+    (`editing.gan_counterfactual`; `residual`: only what the prompts change is added to the image); returns `out`."""
     out = new_output_folder(out)
     gan = load_gan(model, device=device)
     if gan.mask_conditioning:
@@ -55,12 +56,14 @@ def gan_counterfactual_to_folder(
         files = patient_files({"image": image}, show_names=show_names) | {"index": index}
     settings = {
         **common, **files, "edits": list(edits), "source prompt": source_prompt, "target prompt": target_prompt,
-        "inversion steps": steps, **run_settings(torch.device(gan.generator.device), precision),
+        "inversion steps": steps, "residual": residual, **run_settings(torch.device(gan.generator.device), precision),
     }  # fmt: skip
     if gan.generator.config.spatial_dims == 3:
-        return _edit_volume(gan, image, out, source_prompt, target_prompt, steps=steps, settings=settings)
+        edit = {"steps": steps, "residual": residual}
+        return _edit_volume(gan, image, out, source_prompt, target_prompt, edit=edit, settings=settings)
     pixels = source.pixels.to(gan.generator.device)
-    result = gan_counterfactual(gan, pixels, [source_prompt], [target_prompt], steps=steps).float().cpu()
+    result = gan_counterfactual(gan, pixels, [source_prompt], [target_prompt], steps=steps, residual=residual)
+    result = result.float().cpu()
     with atomic_folder(out) as staging:
         write_edit(
             staging, source, result, title="medcf counterfactual (GAN)", name="counterfactual", settings=settings
@@ -75,7 +78,7 @@ def _edit_volume(
     source_prompt: str,
     target_prompt: str,
     *,
-    steps: int,
+    edit: dict,
     settings: dict,
 ) -> Path:
     """The volume's counterfactual by inverting z, in its geometry and units (`write_volume_counterfactual`)."""
@@ -88,7 +91,7 @@ def _edit_volume(
             "crop or resample the volume to that size, or train the GAN on whole volumes of it (data.patch=[])"
         )
     pixels = values[None, None].to(gan.generator.device)  # (1, 1, X, Y, Z)
-    edited = gan_counterfactual(gan, pixels, [source_prompt], [target_prompt], steps=steps)[0, 0].float().cpu()
+    edited = gan_counterfactual(gan, pixels, [source_prompt], [target_prompt], **edit)[0, 0].float().cpu()
     settings = settings | {"value range": list(value_range)}
     title = "medcf counterfactual (GAN, volume)"
     return write_volume_counterfactual(

@@ -5,14 +5,15 @@ Each class is a diffusers `ModelMixin, ConfigMixin` holding the MONAI network as
 it calls `AutoencoderKL` and `UNet2DConditionModel`: `vae.encode(x).latent_dist`, `vae.decode(z).sample`,
 `unet(sample, timestep, encoder_hidden_states=...).sample`, config names in diffusers' vocabulary.
 
-DGM-VLC (Xing et al. 2024, arXiv:2410.13823) conditions its 3-D generator on the text by cross-attention (the
-option taken here: MONAI's SpatialTransformer blocks attend to the prompt tokens) or by γ·h+β modulation (not built
-in 3-D: MONAI's U-Net has no public hook for a text-predicted scale and shift).
+DGM-VLC (Xing et al. 2024, arXiv:2410.13823) conditions its 3-D generator on the text by cross-attention (MONAI's
+SpatialTransformer blocks attend to the prompt tokens) and by text-visual modulation, h·(1 + γ) + β
+(`text_modulation=True`: models/volume_modulation.py).
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.unets.unet_3d_condition import UNet3DConditionOutput
 from monai.networks.nets import AutoencoderKL as MonaiAutoencoderKL
 from monai.networks.nets import DiffusionModelUNet
+from monai.networks.nets.diffusion_model_unet import DiffusionUNetResnetBlock
+
+from medcf.models.volume_modulation import TextModulation
 
 SPATIAL_DIMS = 3
 VOLUME_PIPELINE = "MedcfVolumeLatentDiffusion"  # model_index.json's _class_name of a 3-D model folder
@@ -112,6 +116,8 @@ class VolumeUNet(ModelMixin, ConfigMixin):
         norm_num_groups: int = 32,
         cross_attention_dim: int = 384,
         sample_size: tuple[int, int, int] = (16, 16, 8),  # latent (x, y, z) sampled by default
+        text_modulation: bool = False,  # DGM-VLC's γ·h + β on every ResNet block (volume_modulation.py)
+        text_heads: int = 8,  # attention-pooling heads of the modulation (cross_attention_dim must divide by them)
     ) -> None:
         super().__init__()
         self.network = DiffusionModelUNet(
@@ -126,6 +132,11 @@ class VolumeUNet(ModelMixin, ConfigMixin):
             with_conditioning=True,  # cross-attention to the prompt tokens (Rombach et al. 2022, Eq. 3)
             cross_attention_dim=cross_attention_dim,
         )
+        self.modulation = None
+        if text_modulation:
+            norms = [block.norm2 for block in self.network.modules() if isinstance(block, DiffusionUNetResnetBlock)]
+            self.modulation = TextModulation(cross_attention_dim, [n.num_channels for n in norms], heads=text_heads)
+            self.modulation.attach(norms)
 
     @property
     def conv_in(self) -> torch.nn.Module:
@@ -147,7 +158,9 @@ class VolumeUNet(ModelMixin, ConfigMixin):
             raise ValueError("VolumeUNet is text-conditioned: pass encoder_hidden_states (B, L, D) (encode_prompts)")
         # One timestep per sample, as MONAI's sinusoidal embedding expects; a scalar t (the samplers') is broadcast.
         timesteps = torch.as_tensor(timestep, device=sample.device).reshape(-1).expand(len(sample))
-        output = self.network(sample, timesteps, context=encoder_hidden_states.to(sample.dtype))
+        context = encoder_hidden_states.to(sample.dtype)
+        with self.modulation.modulating(context) if self.modulation is not None else nullcontext():
+            output = self.network(sample, timesteps, context=context)
         return UNet3DConditionOutput(sample=output) if return_dict else (output,)
 
 

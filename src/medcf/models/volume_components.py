@@ -23,6 +23,7 @@ def tiny_volume_components(
     latent_channels: int = 3,
     sample_size: tuple[int, int, int] = (16, 16, 8),
     cross_attention_dim: int = 32,
+    text_modulation: bool = False,
     seed: int = 0,
 ) -> Components:
     """Toy-size 3-D model (VAE ×2, U-Net ×2) with tiny_components' toy text encoder, seeded."""
@@ -31,7 +32,7 @@ def tiny_volume_components(
         torch.manual_seed(seed)
         parts = tiny_volume_modules(
             in_channels=in_channels, latent_channels=latent_channels, sample_size=sample_size,
-            cross_attention_dim=cross_attention_dim,
+            cross_attention_dim=cross_attention_dim, text_modulation=text_modulation,
         )  # fmt: skip
     components.vae, components.unet = parts
     return components
@@ -43,6 +44,7 @@ def scratch_volume_components(
     in_channels: int = 1,
     text_encoder_path: str | Path | None = None,
     vae: VolumeAutoencoderKL | None = None,
+    text_modulation: bool = False,
 ) -> Components:
     """Untrained 3-D VAE (×4) (or `vae`) + 3-D U-Net + pretrained MiniLM text encoder, for volumes or patches of
     `sample_size` voxels (DGM-VLC trains on 64×64×32 patches)."""
@@ -56,13 +58,14 @@ def scratch_volume_components(
         tuple(side // factor for side in sample_size),
         latent_channels=vae.config.latent_channels,
         cross_attention_dim=text_encoder.config.hidden_size,
+        text_modulation=text_modulation,
     )
     return Components(vae, unet, text_encoder, tokenizer, training_scheduler())
 
 
 def tiny_volume_modules(
     *, in_channels: int = 1, latent_channels: int = 3, sample_size: tuple[int, int, int] = (16, 16, 8),
-    cross_attention_dim: int = 32,
+    cross_attention_dim: int = 32, text_modulation: bool = False,
 ) -> tuple[VolumeAutoencoderKL, VolumeUNet]:  # fmt: skip
     """Toy-size 3-D VAE (×2) and U-Net (×2, cross-attention at both levels) for tests and smoke runs."""
     vae = VolumeAutoencoderKL(
@@ -82,9 +85,12 @@ def tiny_volume_modules(
         norm_num_groups=8,
         cross_attention_dim=cross_attention_dim,
         sample_size=tuple(side // 2 for side in sample_size),
+        text_modulation=text_modulation,
+        text_heads=2,
     )
     # MONAI zero-initialises the U-Net's output, residual and attention projections (as LDM does), so an untrained
-    # U-Net predicts 0 whatever the latents and prompt; a toy model draws them, so tests see both.
+    # U-Net predicts 0 whatever the latents and prompt; a toy model draws them (the modulation's too), so tests
+    # see both.
     with torch.no_grad():
         for weight in unet.parameters():
             if weight.dim() > 1 and not weight.any():
@@ -111,9 +117,10 @@ def scratch_volume_vae(
 
 
 def scratch_volume_unet(
-    latent_size: tuple[int, int, int], *, latent_channels: int, cross_attention_dim: int
+    latent_size: tuple[int, int, int], *, latent_channels: int, cross_attention_dim: int, text_modulation: bool = False
 ) -> VolumeUNet:
-    """An untrained 3-D U-Net: three levels (×4), cross-attention to the prompt at the two deeper ones (DGM-VLC)."""
+    """An untrained 3-D U-Net: three levels (×4), cross-attention to the prompt at the two deeper ones (DGM-VLC), and
+    with `text_modulation` the prompt's γ·h + β on every ResNet block (8 pooling heads: MiniLM's 384 = 8 × 48)."""
     return VolumeUNet(
         in_channels=latent_channels,
         out_channels=latent_channels,
@@ -122,6 +129,7 @@ def scratch_volume_unet(
         num_head_channels=32,
         cross_attention_dim=cross_attention_dim,
         sample_size=tuple(latent_size),
+        text_modulation=text_modulation,
     ).eval()
 
 

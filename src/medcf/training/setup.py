@@ -52,7 +52,8 @@ def build_components(
             torch.manual_seed(seed)
             options = {"mask_conditioning": mask_conditioning, "text_modulation": text_modulation}
             if spatial_dims == 3:  # volumes (models/volume.py); run.py sets the patch size from the data
-                components = _volume_components(tiny, text_encoder, seed, load_vae(vae) if vae else None)
+                volume_vae = load_vae(vae) if vae else None
+                components = _volume_components(tiny, text_encoder, seed, volume_vae, text_modulation=text_modulation)
             elif tiny:
                 components = tiny_components(sample_size=resolution, seed=seed, **options)
             else:
@@ -68,12 +69,16 @@ def build_components(
     return components
 
 
-def _volume_components(tiny: bool, text_encoder: str, seed: int, vae: VolumeAutoencoderKL | None) -> Components:
+def _volume_components(
+    tiny: bool, text_encoder: str, seed: int, vae: VolumeAutoencoderKL | None, *, text_modulation: bool
+) -> Components:
     """A 3-D model to train from scratch, on `vae`'s latents when one is given (its latent channels)."""
     if not tiny:
-        return scratch_volume_components(text_encoder_path=text_encoder or None, vae=vae)
+        return scratch_volume_components(
+            text_encoder_path=text_encoder or None, vae=vae, text_modulation=text_modulation
+        )
     channels = {"latent_channels": vae.config.latent_channels} if vae is not None else {}
-    return tiny_volume_components(seed=seed, **channels)
+    return tiny_volume_components(seed=seed, text_modulation=text_modulation, **channels)
 
 
 def fit_to_volumes(components: Components, dataset: VolumeTextDataset) -> None:
