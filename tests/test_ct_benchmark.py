@@ -3,14 +3,18 @@ read the truth as perfect and half the truth as half, and both backends edit vol
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from medcf.config import load_config
 from medcf.data.synthetic.ct import CT_EFFECT_THRESHOLD_HU
 from medcf.editing.gan_counterfactual import gan_counterfactual
 from medcf.evaluation.ct_edits import CT_EDITS, ct_cases, ct_edit_scores, edit_ct_cases
+from medcf.evaluation.ct_report import write_ct_benchmark
 from medcf.evaluation.ct_suite import BACKENDS, CT_SIZES, model_overrides, vae_overrides
 from medcf.models.gan_components import tiny_gan
 from medcf.models.volume_components import tiny_volume_components
@@ -91,3 +95,31 @@ def test_both_backends_edit_the_cases_in_hu(backend: str) -> None:
     assert edited.shape == cases.volumes.shape and np.isfinite(edited).all()
     change = np.abs(edited - np.clip(cases.volumes, *HU))
     assert 0 < change.mean() < 300  # an edit in HU, not the whole volume replaced
+
+
+def test_the_report_marks_the_smoking_direction_and_draws_one_montage_row_per_model(tmp_path: Path) -> None:
+    figures, shape = tmp_path / "figures", (32, 32, 16)
+    figures.mkdir()
+    rows = [{"model": "real training volumes", "volume FID (CT features)": 0.1}]
+    for model, shift in (("diffusion", -20.0), ("GAN", 5.0)):
+        slug = model.lower()
+        np.save(figures / f"samples-{slug}.npy", np.full((2, *shape), -800.0))
+        np.savez_compressed(figures / f"edit-{slug}-smoking=never.npz", source=np.zeros(shape), edited=np.ones(shape),
+                            truth=np.ones(shape))  # fmt: skip
+        (figures / f"effect-{slug}").mkdir()
+        for name in ("effect.npy", "true_effect.npy"):
+            np.save(figures / f"effect-{slug}" / name, np.zeros(shape, np.float32))
+        truth = {"mean_shift": -26.0, "ci_low": -27.0, "ci_high": -25.0}
+        effect = {"n": 8, "mean_shift": shift, "ci_low": shift - 1, "ci_high": shift + 1, "truth": truth,
+                  "shift_ratio": shift / -26.0, "inside_fraction": 0.5, "map_correlation": 0.1,
+                  "map_correlation_inside": 0.2}  # fmt: skip
+        rows.append({"model": model, "smoking effect": effect, "edits": [{"edit": SMOKING, "effectiveness": 0.5}]})
+    results = {"suite": "ct-synth", "size": "full", "settings": {}, "seed": 0, "runs": rows, "seconds": 60.0,
+               "overrides": {"diffusion": ["model.spatial_dims=3"]},
+               "environment": {"platform": "p", "cpu_count": 2, "cuda": None, "versions": {}}}  # fmt: skip
+    markdown = write_ct_benchmark(results, tmp_path / "out", "ct-synth", figures).read_text()
+    assert "| diffusion | 8 | -20 | -21 to -19 | -26 | -27 to -25 | True |" in markdown
+    assert "| GAN | 8 | 5 | 4 to 6 | -26 | -27 to -25 | False |" in markdown
+    assert f"| diffusion | {SMOKING} |" in markdown and "ct-synth_montage.png" in markdown
+    with Image.open(tmp_path / "out" / "ct-synth_montage.png") as montage:
+        assert montage.height > 2 * 120 > montage.height / 2  # two model rows of 120 px tiles
