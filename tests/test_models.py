@@ -160,8 +160,11 @@ def test_mask_latents_are_the_covered_fraction_of_each_cell() -> None:
     assert latents[0, 0, 0, 0] == 0.5 and latents[0].sum() == 0.5
     assert torch.equal(latents[1, 0], torch.tensor([[0.0] * 4] * 2 + [[0.0, 0.0, 1.0, 1.0]] * 2))
     assert torch.equal(mask_latents(mask, (8, 8)), mask)  # same size: unchanged
-    with pytest.raises(ValueError, match="expected \\(B, 1, H, W\\)"):
+    with pytest.raises(ValueError, match="expected \\(B, 1, \\*spatial\\)"):
         mask_latents(mask[:, 0], (4, 4))
+    volume = torch.zeros(1, 1, 4, 4, 2)
+    volume[0, 0, :2, :2, 0] = 1  # half of the first 2×2×2 cell of a volume
+    assert mask_latents(volume, (2, 2, 1))[0, 0, :, :, 0].tolist() == [[0.5, 0.0], [0.0, 0.0]]
     with pytest.raises(ValueError, match="use \\(mask > 0\\)"):
         mask_latents(mask * 255, (4, 4))
 

@@ -130,7 +130,6 @@ def test_train_vae_then_train_writes_a_loadable_3d_model(tmp_path: Path, ct_root
         (["model.spatial_dims=4"], "use 2 .images. or 3 .volumes."),
         (["model.spatial_dims=2", "data.patch=[8, 8, 4]"], "data.patch=.* crops volumes"),
         (["data.patch=[8, 8]"], r"give \[X, Y, Z\]"),
-        (["model.mask_conditioning=true"], "model.mask_conditioning is 2-D only"),
         (["train.method=lora"], "train.method=full"),
     ],
 )

@@ -34,7 +34,7 @@ def check_spatial_dims(config: Config) -> None:
     if data.patch and (len(data.patch) != 3 or min(data.patch) < 1):
         raise ValueError(f"data.patch={data.patch}: give [X, Y, Z] voxels, e.g. [64, 64, 32], or [] for whole volumes")
     unsupported = {
-        "model.mask_conditioning": model.mask_conditioning,
+        "model.mask_conditioning": model.mask_conditioning and model.backend == "gan",  # the 3-D GAN reads no masks
         "data.pairs": data.pairs,
         "train.train_vae_decoder": config.train.train_vae_decoder,
         "train.gradient_checkpointing": config.train.gradient_checkpointing,

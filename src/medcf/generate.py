@@ -182,32 +182,34 @@ def guided_output(
 ) -> torch.Tensor:
     """Classifier-free guidance (Ho & Salimans 2022): u + w·(c − u), both halves in one U-Net batch.
 
-    `condition` (B, 1, h, w) is the mask channel of a mask-conditioned U-Net; it is not noise, so it skips
-    the sampler's input scaling and is appended here.
+    `condition` (B, 1, h, w), or (B, 1, x, y, z), is the mask channel of a mask-conditioned U-Net; it is not noise,
+    so it skips the sampler's input scaling and is appended here.
     """
     model_input = torch.cat([model_input] * 2)
     if condition is not None:
-        model_input = torch.cat([model_input, condition.repeat(2, 1, 1, 1)], dim=1)
+        model_input = torch.cat([model_input, torch.cat([condition] * 2)], dim=1)
     embeds = torch.cat([uncond_embeds, prompt_embeds])
     uncond, cond = components.unet(model_input, t, encoder_hidden_states=embeds).sample.chunk(2)
     return uncond + guidance_scale * (cond - uncond)
 
 
 def mask_condition(
-    components: Components, mask: torch.Tensor | None, shape: tuple[int, ...], image_size: tuple[int, int]
+    components: Components, mask: torch.Tensor | None, shape: tuple[int, ...], image_size: tuple[int, ...]
 ) -> torch.Tensor | None:
-    """The mask at latent resolution (B, 1, h, w); None for a model without a mask input."""
+    """The mask at latent resolution (B, 1, h, w), or (B, 1, x, y, z) for a volume model; None for a model without a
+    mask input. `shape` is the latents', `image_size` the (H, W) or (X, Y, Z) the masks must have."""
     if not has_mask_condition(components):
         if mask is not None:
             raise ValueError("mask given, but this model is not mask-conditioned; drop the mask")
         return None
     if mask is None:
-        raise ValueError("this model is mask-conditioned: pass mask=(B, 1, H, W) in {0, 1}")
-    if mask.shape[0] != shape[0] or tuple(mask.shape[-2:]) != image_size:
+        spatial = "X, Y, Z" if len(image_size) == 3 else "H, W"
+        raise ValueError(f"this model is mask-conditioned: pass mask=(B, 1, {spatial}) in {{0, 1}}")
+    if mask.shape[0] != shape[0] or tuple(mask.shape[2:]) != tuple(image_size):
         expected = (shape[0], 1, *image_size)
         raise ValueError(f"mask shape {tuple(mask.shape)}: expected one mask per prompt at the image size, {expected}")
     unet = components.unet
-    return mask_latents(mask, shape[-2:]).to(unet.device, unet.dtype)
+    return mask_latents(mask, tuple(shape[2:])).to(unet.device, unet.dtype)
 
 
 @torch.no_grad()

@@ -70,7 +70,7 @@ def ddim_inversion_trajectory(
     device, dtype = unet.device, unet.dtype
     drift = latent_drift_like(latent_drift, components, latents).to(device, dtype)
     vae_scale = vae_scale_factor(components)
-    image_size = (latents.shape[-2] * vae_scale, latents.shape[-1] * vae_scale)
+    image_size = tuple(side * vae_scale for side in latents.shape[2:])  # (H, W), or (X, Y, Z) for volumes
     condition = mask_condition(components, mask, tuple(latents.shape), image_size)
     uncond, cond = encode_prompts(components, [NULL_PROMPT] * len(prompts) + list(prompts)).chunk(2)
     sampler = sampling_scheduler(components, "ddim")  # the very timesteps and ᾱ the sampler will use

@@ -50,8 +50,8 @@ def diffusion_pairs(
 
     A "diverse" template renders in its "simple" wording (`for_editing`), so the two prompts differ in the
     attribute's words only. `size` defaults to the model's: a side in pixels for an image model, (X, Y, Z) voxels
-    for a volume model; `mask` (H, W) in {0, 1} is required by, and only by, mask-conditioned 2-D models, and is
-    shared by every pair.
+    for a volume model; `mask` (H, W), or (X, Y, Z) for a volume model, in {0, 1} is required by, and only by,
+    mask-conditioned models, and is shared by every pair.
     """
     _check_pairs(rows_low, rows_high)
     if scheduler not in DETERMINISTIC_SCHEDULERS:
@@ -65,9 +65,9 @@ def diffusion_pairs(
     side = None if volumes else size or components.unet.config.sample_size * vae_scale_factor(components)
 
     def sample(prompts: list[str], latents: torch.Tensor) -> torch.Tensor:
+        masks = None if mask is None else torch.as_tensor(mask).float().expand(len(prompts), 1, *np.shape(mask))
         if volumes:
-            return generate_volumes(components, prompts, size=size, latents=latents, **options)
-        masks = None if mask is None else torch.as_tensor(mask).float().expand(len(prompts), 1, side, side)
+            return generate_volumes(components, prompts, size=size, latents=latents, mask=masks, **options)
         images = generate(components, prompts, latents=latents, mask=masks, height=side, width=side, **options)
         return as_grey(images)
 

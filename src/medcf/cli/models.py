@@ -93,14 +93,12 @@ def generate(
     from medcf.models import is_volume_folder
 
     if is_volume_folder(model):  # a 3-D model writes NIfTI volumes (medcf.volumes.to_folder)
-        if mask is not None:
-            raise ValueError(f"{model}: a 3-D model takes no --mask; drop it")
         from medcf.volumes.to_folder import generate_volumes_to_folder
 
         folder = generate_volumes_to_folder(
             model, [prompt[i % len(prompt)] for i in range(n)], out, num_inference_steps=steps,
             guidance_scale=guidance, scheduler=scheduler, latent_drift=parse_drift(drift), seed=seed, device=device,
-            precision=precision, progress=progress,
+            precision=precision, progress=progress, mask=mask,
         )  # fmt: skip
         echo(f"wrote {n} volumes and grid.png to {folder}")
         return

@@ -97,8 +97,9 @@ def _save(path: str | Path, data: np.ndarray, affine: np.ndarray, codes: tuple[i
 
 
 class VolumeTextDataset(Dataset):
-    """Items {"pixel_values": (1, X, Y, Z) in [-1, 1], "prompt", "row", "id"}: whole volumes, or a random patch of
-    `patch` voxels each time an item is read (drawn from torch's global generator, as torchvision's RandomCrop)."""
+    """Items {"pixel_values": (1, X, Y, Z) in [-1, 1], "prompt", "row", "id"} and, when the cohort has a mask_path
+    column, "mask": (1, X, Y, Z) in {0, 1}: whole volumes, or a random patch of `patch` voxels (the mask cropped
+    alike) each time an item is read (drawn from torch's global generator, as torchvision's RandomCrop)."""
 
     def __init__(
         self,
@@ -143,19 +144,30 @@ class VolumeTextDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self._rows[index]
         values = read_volume(row["path"])
+        if self.cohort.has_masks:
+            values = np.stack([values, self._mask(row, values.shape)])
         if self.patch is not None:
             values = random_patch(values, self.patch, row["path"])
-        elif values.shape != self.item_shape:
+        elif values.shape[-3:] != self.item_shape:
             raise ValueError(
-                f"{row['path']}: volume {values.shape} ≠ {self.item_shape} of the others; train on patches "
+                f"{row['path']}: volume {values.shape[-3:]} ≠ {self.item_shape} of the others; train on patches "
                 "(--set data.patch=[64,64,32]) or resample the volumes to one shape"
             )
-        return {
-            "pixel_values": to_unit_range(values, self.value_range)[None],
-            "prompt": self.prompt(index),
-            "row": dict(row),
-            "id": row["id"],
-        }
+        item = {"prompt": self.prompt(index), "row": dict(row), "id": row["id"]}
+        if self.cohort.has_masks:
+            values, mask = values
+            item["mask"] = torch.from_numpy(mask.astype(np.float32))[None]
+        return {"pixel_values": to_unit_range(values, self.value_range)[None], **item}
+
+    def _mask(self, row: dict[str, Any], shape: tuple[int, ...]) -> np.ndarray:
+        """The row's mask volume (RAS+) as {0, 1}, any non-zero stored value inside, at its volume's shape."""
+        mask = read_volume(row["mask_path"])
+        if mask.shape != shape:
+            raise ValueError(
+                f"{row['mask_path']}: mask {mask.shape} ≠ its volume {row['path']} {shape} (RAS+ voxels); give each "
+                "volume a mask on its own grid"
+            )
+        return (mask > 0).astype(np.float32)
 
     def prompt(self, index: int) -> str:
         """The prompt of item `index` without reading its volume (the same per id in every run, as for 2-D)."""
@@ -167,11 +179,13 @@ class VolumeTextDataset(Dataset):
 
 
 def random_patch(values: np.ndarray, patch: tuple[int, int, int], path: str = "") -> np.ndarray:
-    """A random (X, Y, Z) = `patch` crop of `values`, uniform over its positions."""
-    if any(side > full for side, full in zip(patch, values.shape, strict=True)):
-        raise ValueError(f"{path}: volume {values.shape} is smaller than the patch {patch}; lower data.patch")
-    starts = [int(torch.randint(0, full - side + 1, ())) for side, full in zip(patch, values.shape, strict=True)]
-    return values[tuple(slice(start, start + side) for start, side in zip(starts, patch, strict=True))]
+    """A random (X, Y, Z) = `patch` crop of the last three axes of `values` (a volume, or a volume and its mask
+    stacked), uniform over its positions."""
+    shape = values.shape[-3:]
+    if any(side > full for side, full in zip(patch, shape, strict=True)):
+        raise ValueError(f"{path}: volume {shape} is smaller than the patch {patch}; lower data.patch")
+    starts = [int(torch.randint(0, full - side + 1, ())) for side, full in zip(patch, shape, strict=True)]
+    return values[(..., *(slice(start, start + side) for start, side in zip(starts, patch, strict=True)))]
 
 
 def readable_volumes(cohort: Cohort, policy: str) -> Cohort:

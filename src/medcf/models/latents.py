@@ -167,16 +167,17 @@ def is_instruct(components: Components) -> bool:
     return components.unet.config.in_channels == 2 * components.unet.config.out_channels
 
 
-def mask_latents(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Masks (B, 1, H, W) in {0, 1} → (B, 1, h, w) in [0, 1]: the fraction of each latent cell inside the mask.
+def mask_latents(mask: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """Masks (B, 1, H, W) — or (B, 1, X, Y, Z) for volumes — in {0, 1} → (B, 1, *size) in [0, 1]: the fraction of
+    each latent cell inside the mask.
 
     Area averaging rather than nearest sampling, so a lesion smaller than one latent cell (×4 or ×8 smaller
     than the image) still reaches the U-Net, weighted by how much of the cell it covers, and a boundary cell
     says how much of it is inside instead of flipping to 0 or 1 with the sampling grid.
     """
-    if mask.dim() != 4 or mask.shape[1] != 1:
-        raise ValueError(f"mask shape {tuple(mask.shape)}: expected (B, 1, H, W)")
+    if mask.dim() not in (4, 5) or mask.shape[1] != 1 or mask.dim() - 2 != len(size):
+        raise ValueError(f"mask shape {tuple(mask.shape)} for latents of {tuple(size)}: expected (B, 1, *spatial)")
     mask = mask.float()
     if mask.min() < 0 or mask.max() > 1:
         raise ValueError(f"mask values in [{mask.min():g}, {mask.max():g}]: expected {{0, 1}}; use (mask > 0).float()")
-    return F.interpolate(mask, size=size, mode="area")
+    return F.interpolate(mask, size=tuple(size), mode="area")

@@ -24,6 +24,7 @@ def tiny_volume_components(
     sample_size: tuple[int, int, int] = (16, 16, 8),
     cross_attention_dim: int = 32,
     text_modulation: bool = False,
+    mask_conditioning: bool = False,
     seed: int = 0,
 ) -> Components:
     """Toy-size 3-D model (VAE ×2, U-Net ×2) with tiny_components' toy text encoder, seeded."""
@@ -33,6 +34,7 @@ def tiny_volume_components(
         parts = tiny_volume_modules(
             in_channels=in_channels, latent_channels=latent_channels, sample_size=sample_size,
             cross_attention_dim=cross_attention_dim, text_modulation=text_modulation,
+            mask_conditioning=mask_conditioning,
         )  # fmt: skip
     components.vae, components.unet = parts
     return components
@@ -45,6 +47,7 @@ def scratch_volume_components(
     text_encoder_path: str | Path | None = None,
     vae: VolumeAutoencoderKL | None = None,
     text_modulation: bool = False,
+    mask_conditioning: bool = False,
 ) -> Components:
     """Untrained 3-D VAE (×4) (or `vae`) + 3-D U-Net + pretrained MiniLM text encoder, for volumes or patches of
     `sample_size` voxels (DGM-VLC trains on 64×64×32 patches)."""
@@ -59,13 +62,14 @@ def scratch_volume_components(
         latent_channels=vae.config.latent_channels,
         cross_attention_dim=text_encoder.config.hidden_size,
         text_modulation=text_modulation,
+        mask_conditioning=mask_conditioning,
     )
     return Components(vae, unet, text_encoder, tokenizer, training_scheduler())
 
 
 def tiny_volume_modules(
     *, in_channels: int = 1, latent_channels: int = 3, sample_size: tuple[int, int, int] = (16, 16, 8),
-    cross_attention_dim: int = 32, text_modulation: bool = False,
+    cross_attention_dim: int = 32, text_modulation: bool = False, mask_conditioning: bool = False,
 ) -> tuple[VolumeAutoencoderKL, VolumeUNet]:  # fmt: skip
     """Toy-size 3-D VAE (×2) and U-Net (×2, cross-attention at both levels) for tests and smoke runs."""
     vae = VolumeAutoencoderKL(
@@ -77,7 +81,7 @@ def tiny_volume_modules(
         sample_size=tuple(sample_size),
     )
     unet = VolumeUNet(
-        in_channels=latent_channels,
+        in_channels=latent_channels + (1 if mask_conditioning else 0),  # the mask at latent resolution
         out_channels=latent_channels,
         block_out_channels=(16, 32),
         attention_levels=(True, True),
@@ -117,12 +121,18 @@ def scratch_volume_vae(
 
 
 def scratch_volume_unet(
-    latent_size: tuple[int, int, int], *, latent_channels: int, cross_attention_dim: int, text_modulation: bool = False
+    latent_size: tuple[int, int, int],
+    *,
+    latent_channels: int,
+    cross_attention_dim: int,
+    text_modulation: bool = False,
+    mask_conditioning: bool = False,
 ) -> VolumeUNet:
-    """An untrained 3-D U-Net: three levels (×4), cross-attention to the prompt at the two deeper ones (DGM-VLC), and
-    with `text_modulation` the prompt's γ·h + β on every ResNet block (8 pooling heads: MiniLM's 384 = 8 × 48)."""
+    """An untrained 3-D U-Net: three levels (×4), cross-attention to the prompt at the two deeper ones (DGM-VLC), with
+    `text_modulation` the prompt's γ·h + β on every ResNet block (8 pooling heads: MiniLM's 384 = 8 × 48), and with
+    `mask_conditioning` one more input channel, the mask at latent resolution (DGM-VLC's hybrid condition)."""
     return VolumeUNet(
-        in_channels=latent_channels,
+        in_channels=latent_channels + (1 if mask_conditioning else 0),
         out_channels=latent_channels,
         block_out_channels=(64, 128, 256),
         attention_levels=(False, True, True),

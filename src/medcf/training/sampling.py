@@ -78,7 +78,8 @@ def write_samples(
                 images += _edited(components, spec, spec.sources[start : start + batch_size], start, generator)
                 continue
             if is_volume_model(components.unet):  # volumes, shown by their middle axial slices
-                images.append(mid_axial_slices(_volumes(components, spec, start, batch_size, generator)))
+                volumes = _volumes(components, spec, start, batch_size, generator, masks)
+                images.append(mid_axial_slices(volumes))
                 continue
             images.append(
                 generate(
@@ -101,13 +102,19 @@ def write_samples(
 
 
 def _volumes(
-    components: Components, spec: SampleSpec, start: int, batch_size: int, generator: torch.Generator
+    components: Components,
+    spec: SampleSpec,
+    start: int,
+    batch_size: int,
+    generator: torch.Generator,
+    masks: torch.Tensor | None,
 ) -> torch.Tensor:
-    """Volumes (B, 1, X, Y, Z) of the spec's prompts start..start+batch_size, at the model's training patch size."""
+    """Volumes (B, 1, X, Y, Z) of the spec's prompts start..start+batch_size (and masks), at the model's training
+    patch size."""
     return generate_volumes(
         components, spec.prompts[start : start + batch_size], num_inference_steps=spec.num_inference_steps,
         guidance_scale=spec.guidance_scale, scheduler=spec.scheduler, latent_drift=spec.latent_drift,
-        generator=generator,
+        generator=generator, mask=masks,
     )  # fmt: skip
 
 

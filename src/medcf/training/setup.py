@@ -53,7 +53,7 @@ def build_components(
             options = {"mask_conditioning": mask_conditioning, "text_modulation": text_modulation}
             if spatial_dims == 3:  # volumes (models/volume.py); run.py sets the patch size from the data
                 volume_vae = load_vae(vae) if vae else None
-                components = _volume_components(tiny, text_encoder, seed, volume_vae, text_modulation=text_modulation)
+                components = _volume_components(tiny, text_encoder, seed, volume_vae, **options)
             elif tiny:
                 components = tiny_components(sample_size=resolution, seed=seed, **options)
             else:
@@ -70,15 +70,14 @@ def build_components(
 
 
 def _volume_components(
-    tiny: bool, text_encoder: str, seed: int, vae: VolumeAutoencoderKL | None, *, text_modulation: bool
+    tiny: bool, text_encoder: str, seed: int, vae: VolumeAutoencoderKL | None, **conditions: bool
 ) -> Components:
-    """A 3-D model to train from scratch, on `vae`'s latents when one is given (its latent channels)."""
+    """A 3-D model to train from scratch, on `vae`'s latents when one is given (its latent channels); `conditions`:
+    mask_conditioning, text_modulation."""
     if not tiny:
-        return scratch_volume_components(
-            text_encoder_path=text_encoder or None, vae=vae, text_modulation=text_modulation
-        )
+        return scratch_volume_components(text_encoder_path=text_encoder or None, vae=vae, **conditions)
     channels = {"latent_channels": vae.config.latent_channels} if vae is not None else {}
-    return tiny_volume_components(seed=seed, text_modulation=text_modulation, **channels)
+    return tiny_volume_components(seed=seed, **channels, **conditions)
 
 
 def fit_to_volumes(components: Components, dataset: VolumeTextDataset) -> None:

@@ -69,7 +69,7 @@ def training_loss(
     if inputs.mask_condition:
         if "mask" not in batch:
             raise ValueError("model.mask_conditioning is on but the dataset has no masks; add a mask_path column")
-        condition = mask_latents(batch["mask"].to(inputs.device), tuple(latents.shape[-2:]))
+        condition = mask_latents(batch["mask"].to(inputs.device), tuple(latents.shape[2:]))
     if source is not None:
         with torch.no_grad():  # the frozen VAE's posterior mode, unscaled, as the pipeline prepares it
             condition = source_latents(components, source.to(inputs.device))

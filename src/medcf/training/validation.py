@@ -42,7 +42,7 @@ def held_out_loss(
         embeds = encode_prompts(components, list(batch["prompt"]))
         condition = None
         if has_mask_condition(components):
-            condition = mask_latents(batch["mask"].to(device), tuple(latents.shape[-2:]))
+            condition = mask_latents(batch["mask"].to(device), tuple(latents.shape[2:]))
         if "source_pixel_values" in batch:  # image pairs: the source, never dropped
             condition = source_latents(components, batch["source_pixel_values"].to(device))
         for timestep in spread.tolist():

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from medcf.generate import denoise, sampling_scheduler
+from medcf.generate import denoise, mask_condition, sampling_scheduler
 from medcf.inversion import inversion_steps
 from medcf.models import Components, decode_latents, encode_images, encode_prompts, latent_channels, vae_scale_factor
 from medcf.prompts import NULL_PROMPT
@@ -29,12 +29,14 @@ def counterfactual_volumes(
     guidance_scale: float = 3.0,
     latent_drift: float | Sequence[float] = 0.0,
     residual: bool = False,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Volumes (B, 1, X, Y, Z) in [-1, 1] → counterfactual volumes of the same shape in [-1, 1].
 
     `strength` ∈ (0, 1] is the fraction of the sampler's steps re-run. `residual` returns x + D(ẑ_target) −
     D(ẑ_source): voxels the two prompts agree on stay as they were. Sides that are not multiples of the model's
-    downsampling are padded by edge replication for the model and cropped back.
+    downsampling are padded by edge replication for the model and cropped back. A mask-conditioned model takes the
+    volumes' masks (B, 1, X, Y, Z) in {0, 1}, the same in inversion and regeneration.
     """
     if not len(volumes) == len(source_prompts) == len(target_prompts):
         raise ValueError(
@@ -44,16 +46,18 @@ def counterfactual_volumes(
     multiple = vae_scale_factor(components) * 2 ** (len(components.unet.config.block_out_channels) - 1)
     padding = [pad for side in reversed(size) for pad in (0, -side % multiple)]  # F.pad: last axis first
     padded = F.pad(volumes.float(), padding, mode="replicate")
+    if mask is not None:
+        mask = F.pad(mask.float(), padding, mode="replicate").to(padded.device)
 
     # 1. Encode: the posterior mean, as the 2-D engines do
     latents = encode_images(components, padded, sample=False)
 
     # 2. DDIM-invert k = strength·steps steps under the source prompts (guidance 1: the most faithful inversion)
-    options = {"num_inference_steps": num_inference_steps, "latent_drift": latent_drift}
+    options = {"num_inference_steps": num_inference_steps, "latent_drift": latent_drift, "mask": mask}
     trajectory = volume_inversion_trajectory(components, latents, source_prompts, strength=strength, **options)
 
     # 3. Regenerate the last k steps under the target prompts, with classifier-free guidance and δ
-    options = {"strength": strength, "guidance_scale": guidance_scale, "latent_drift": latent_drift}
+    options = {"strength": strength, "guidance_scale": guidance_scale, "latent_drift": latent_drift, "mask": mask}
     edited = _regenerate(components, trajectory[-1], target_prompts, num_inference_steps, **options)
 
     # 4. Residual edit: add only what the target prompt changes against the source prompt's reconstruction, so the
@@ -75,6 +79,7 @@ def _regenerate(
     strength: float,
     guidance_scale: float,
     latent_drift: float | Sequence[float],
+    mask: torch.Tensor | None,
 ) -> torch.Tensor:
     """The last strength·steps DDIM steps from the inverted state `start` under `prompts`, decoded to volumes."""
     unet = components.unet
@@ -83,6 +88,8 @@ def _regenerate(
     steps = inversion_steps(num_inference_steps, strength)
     uncond, cond = encode_prompts(components, [NULL_PROMPT] * len(prompts) + list(prompts)).chunk(2)
     drift = volume_drift(latent_drift, latent_channels(components)).to(unet.device, unet.dtype)
+    factor = vae_scale_factor(components)
+    condition = mask_condition(components, mask, tuple(start.shape), tuple(side * factor for side in start.shape[2:]))
     latents = denoise(
         components,
         start,
@@ -92,5 +99,6 @@ def _regenerate(
         sampler.timesteps[-steps:],
         guidance_scale=guidance_scale,
         drift=drift,
+        condition=condition,
     )
     return decode_latents(components, latents)

@@ -40,11 +40,14 @@ def volume_inversion_trajectory(
     guidance_scale: float = 1.0,
     latent_drift: float | Sequence[float] = 0.0,
     strength: float = 1.0,
+    mask: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """The DDIM sampler's states in reverse, [z₀, …, z_k], k = round(strength · steps), δ included: regenerating
-    from element k over the sampler's last k timesteps walks back to z₀ (`medcf.inversion`'s loop on 5-D latents)."""
+    from element k over the sampler's last k timesteps walks back to z₀ (`medcf.inversion`'s loop on 5-D latents);
+    a mask-conditioned model takes `mask` (B, 1, X, Y, Z)."""
     _check_volume_latents(latents, prompts)
-    options = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale, "strength": strength}
+    options = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale, "strength": strength,
+               "mask": mask}  # fmt: skip
     return ddim_inversion_trajectory(components, latents, prompts, latent_drift=latent_drift, **options)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-from medcf.generate import denoise, drift_tensor, initial_latents, sampling_scheduler
+from medcf.generate import denoise, drift_tensor, initial_latents, mask_condition, sampling_scheduler
 from medcf.models import Components, decode_latents, encode_prompts, is_volume_model, latent_channels, vae_scale_factor
 from medcf.prompts import NULL_PROMPT
 
@@ -45,13 +45,17 @@ def generate_volumes(
     latent_drift: float | Sequence[float] = 0.0,
     size: Sequence[int] | None = None,
     latents: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Prompts → volumes (B, 1, X, Y, Z) in [-1, 1]; `size` (X, Y, Z) defaults to the model's training patch,
-    `latents` (B, C, x, y, z) fixes the initial noise z_T."""
+    `latents` (B, C, x, y, z) fixes the initial noise z_T; `mask` (B, 1, X, Y, Z) in {0, 1} is required by, and
+    only by, mask-conditioned models (DGM-VLC's hybrid condition)."""
     if isinstance(prompts, str):
         raise ValueError(f"prompts={prompts!r}: pass a list of strings, e.g. [{prompts!r}]")
     unet = components.unet
     shape = latent_shape(components, len(prompts), size)
+    factor = vae_scale_factor(components)
+    condition = mask_condition(components, mask, shape, tuple(side * factor for side in shape[2:]))
     drift = volume_drift(latent_drift, shape[1]).to(unet.device, unet.dtype)
     sampler = sampling_scheduler(components, scheduler)
     sampler.set_timesteps(num_inference_steps, device=unet.device)
@@ -63,7 +67,7 @@ def generate_volumes(
     latents = initial_latents(components, shape, sampler, drift, generator, latents)
 
     # 3. Denoise with classifier-free guidance, adding δ after every step (Eq. 4)
-    options = {"guidance_scale": guidance_scale, "drift": drift, "generator": generator}
+    options = {"guidance_scale": guidance_scale, "drift": drift, "generator": generator, "condition": condition}
     latents = denoise(components, latents, cond, uncond, sampler, sampler.timesteps, **options)
 
     # 4. Decode

@@ -16,9 +16,9 @@ import torch
 from tqdm.auto import tqdm
 
 from medcf.atomic import atomic_folder, new_output_folder
-from medcf.data.volume import from_unit_range, write_new_volume
+from medcf.data.volume import from_unit_range, read_volume, write_new_volume
 from medcf.figures import grid, save_figure
-from medcf.models import Components, check_prompt_lengths, load_components
+from medcf.models import Components, check_prompt_lengths, load_components, vae_scale_factor
 from medcf.models.device import run_settings
 from medcf.models.precision import inference_precision
 from medcf.report import Section, write_report
@@ -57,14 +57,17 @@ def generate_volumes_to_folder(
     device: str = "auto",
     precision: str = "auto",
     progress: bool = True,
+    mask: str | Path | None = None,
 ) -> Path:
     """Write `out/NNNN.nii.gz` per prompt (int16, the training volumes' units and spacing), `grid.png` (the axial
-    plane of each), `prompts.csv`, `settings.json` and a report; volume i draws its noise from seed + i."""
+    plane of each), `prompts.csv`, `settings.json` and a report; volume i draws its noise from seed + i. A
+    mask-conditioned model takes `mask`, a NIfTI volume on its volume grid (RAS+; non-zero is inside)."""
     out = new_output_folder(out)
     if not prompts:
         raise ValueError("no prompts given; pass at least one --prompt")
     components = model if isinstance(model, Components) else load_components(model, device=device)
     check_prompt_lengths(components.tokenizer, list(prompts))
+    condition = None if mask is None else _mask_volume(mask, components).to(components.unet.device)
     value_range = model_value_range(components)
     spacing = components.vae.config.get("spacing_mm") or (1.0, 1.0, 1.0)
     options = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale, "scheduler": scheduler}
@@ -75,13 +78,14 @@ def generate_volumes_to_folder(
             writer = csv.writer(table)
             writer.writerow(["file", "prompt", "seed"])
             for index, prompt in enumerate(prompts):
-                volume = _one_volume(components, prompt, seed + index, latent_drift, **options)
+                volume = _one_volume(components, prompt, seed + index, latent_drift, mask=condition, **options)
                 _write_nifti(staging / f"{index:04d}.nii.gz", volume, value_range, spacing)
                 writer.writerow([f"{index:04d}.nii.gz", prompt, seed + index])
                 shown.append(planes(display(volume))["axial"].copy())
                 bar.update()
         settings = {
-            **options, "latent drift": latent_drift, "seed": seed, "value range": list(value_range),
+            **options, "latent drift": latent_drift, "seed": seed, "mask": None if mask is None else Path(mask).name,
+            "value range": list(value_range),
             "spacing (mm)": list(spacing), **run_settings(components.unet.device, precision),
         }  # fmt: skip
         (staging / "settings.json").write_text(json.dumps(settings, indent=2, default=str) + "\n")
@@ -99,6 +103,16 @@ def _one_volume(components: Components, prompt: str, seed: int, latent_drift, **
     noise = torch.randn(shape, generator=generator)
     volumes = generate_volumes(components, [prompt], latents=noise, latent_drift=latent_drift, **options)
     return volumes[0, 0].float().cpu()
+
+
+def _mask_volume(path: str | Path, components: Components) -> torch.Tensor:
+    """The mask volume (1, 1, X, Y, Z) in {0, 1}, checked against the volumes the model makes."""
+    size = tuple(side * vae_scale_factor(components) for side in components.unet.config.sample_size)
+    values = read_volume(path)
+    if values.shape != size:
+        raise ValueError(f"{path}: a mask of {values.shape} voxels (RAS+), but this model makes {size}; give a mask "
+                         "on the model's volume grid")  # fmt: skip
+    return torch.from_numpy((values > 0).astype(np.float32))[None, None]
 
 
 def _write_nifti(path: Path, volume: torch.Tensor, value_range, spacing) -> None:
