@@ -34,7 +34,8 @@ def ct_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_random_patch_crops_the_mask_with_its_volume(ct_root: Path) -> None:
     cohort = load_cohorts(ct_root, modality="chest CT", holdout_fraction=0.25, seed=0)[TRAIN]
     options = {"bad_files": "error", "prompt_style": "table", "patient_info": True, "seed": 0}
-    dataset = volume_dataset(cohort, patch=[16, 16, 8], **options)
+    dataset = volume_dataset(cohort, patch=[16, 16, 8], masks=True, **options)
+    assert "mask" not in volume_dataset(cohort, patch=[16, 16, 8], **options)[0]  # read only when conditioned
     for index in range(len(dataset)):
         item = dataset[index]
         if item["row"]["pleural_effusion"]:

@@ -97,9 +97,10 @@ def _save(path: str | Path, data: np.ndarray, affine: np.ndarray, codes: tuple[i
 
 
 class VolumeTextDataset(Dataset):
-    """Items {"pixel_values": (1, X, Y, Z) in [-1, 1], "prompt", "row", "id"} and, when the cohort has a mask_path
-    column, "mask": (1, X, Y, Z) in {0, 1}: whole volumes, or a random patch of `patch` voxels (the mask cropped
-    alike) each time an item is read (drawn from torch's global generator, as torchvision's RandomCrop)."""
+    """Items {"pixel_values": (1, X, Y, Z) in [-1, 1], "prompt", "row", "id"} and, with `masks` (a mask-conditioned
+    model), "mask": (1, X, Y, Z) in {0, 1} from the mask_path column: whole volumes, or a random patch of `patch`
+    voxels (the mask cropped alike) each time an item is read (drawn from torch's global generator, as
+    torchvision's RandomCrop)."""
 
     def __init__(
         self,
@@ -109,9 +110,13 @@ class VolumeTextDataset(Dataset):
         value_range: tuple[float, float],
         patch: tuple[int, int, int] | None = None,
         seed: int = 0,
+        masks: bool = False,
     ) -> None:
         if patch is not None and (len(patch) != 3 or min(patch) < 1):
             raise ValueError(f"patch={patch}: give three positive sides (X, Y, Z) in voxels, e.g. [64, 64, 32]")
+        if masks and not cohort.has_masks:
+            raise ValueError(f"{cohort.root}: model.mask_conditioning needs a mask_path column, each volume's mask")
+        self.masks = masks
         self.cohort, self.template, self.seed = cohort, template, seed
         self.value_range = value_range
         self.patch = None if patch is None else tuple(int(side) for side in patch)
@@ -144,7 +149,7 @@ class VolumeTextDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self._rows[index]
         values = read_volume(row["path"])
-        if self.cohort.has_masks:
+        if self.masks:
             values = np.stack([values, self._mask(row, values.shape)])
         if self.patch is not None:
             values = random_patch(values, self.patch, row["path"])
@@ -154,7 +159,7 @@ class VolumeTextDataset(Dataset):
                 "(--set data.patch=[64,64,32]) or resample the volumes to one shape"
             )
         item = {"prompt": self.prompt(index), "row": dict(row), "id": row["id"]}
-        if self.cohort.has_masks:
+        if self.masks:
             values, mask = values
             item["mask"] = torch.from_numpy(mask.astype(np.float32))[None]
         return {"pixel_values": to_unit_range(values, self.value_range)[None], **item}

@@ -77,14 +77,23 @@ def training_dataset(
 
 
 def volume_dataset(
-    cohort: Cohort, *, patch: list[int], bad_files: str, prompt_style: str, patient_info: bool, seed: int
+    cohort: Cohort,
+    *,
+    patch: list[int],
+    bad_files: str,
+    prompt_style: str,
+    patient_info: bool,
+    seed: int,
+    masks: bool = False,
 ) -> VolumeTextDataset:
-    """The 3-D twin of `training_dataset`: whole volumes or random `patch` crops, intensities from dataset.json;
-    `bad_files` (data.bad_files) as `load_cohorts` applies it to 2-D files."""
+    """The 3-D twin of `training_dataset`: whole volumes or random `patch` crops (with their masks for a
+    mask-conditioned model), intensities from dataset.json; `bad_files` (data.bad_files) as `load_cohorts` applies
+    it to 2-D files."""
     cohort = readable_volumes(cohort, bad_files)
     template = PromptTemplate(cohort.modality, style=prompt_style, patient_info=patient_info)
     value_range = dataset_value_range(cohort.root)
-    dataset = VolumeTextDataset(cohort, template, value_range=value_range, patch=tuple(patch) or None, seed=seed)
+    patch = tuple(patch) or None
+    dataset = VolumeTextDataset(cohort, template, value_range=value_range, patch=patch, seed=seed, masks=masks)
     return _checked_prompts(dataset)
 
 

@@ -174,7 +174,8 @@ def training_datasets(config: Config) -> dict:
         "seed": config.train.seed,
     }
     if volumes:
-        volume_options = {"patch": data_config.patch, "bad_files": data_config.bad_files}
+        volume_options = {"patch": data_config.patch, "bad_files": data_config.bad_files,
+                          "masks": config.model.mask_conditioning}  # fmt: skip
         return {name: volume_dataset(cohort, **volume_options, **options) for name, cohort in cohorts.items()}
     return {
         name: training_dataset(cohort, resolution=data_config.resolution, **options)
