@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from medcf.config import config_dict, load_config
+from medcf.config import config_dict, load_config, save_config
 from medcf.data.synthetic import synthesize
 from medcf.evaluation.brain_edits import EDIT_SIZES, instruct_overrides
-from medcf.evaluation.stages import cached_stage, training_seconds
+from medcf.evaluation.stages import cached_stage, trained, training_seconds
 from medcf.evaluation.suite import SUITES, base_overrides, common_overrides, slug, suite_runs
 from medcf.training.data import HOLDOUT, TRAIN, load_cohorts
 
@@ -58,6 +58,17 @@ def test_training_seconds_counts_a_killed_sessions_kept_steps(tmp_path) -> None:
     ]
     (tmp_path / "manifest.json").write_text(json.dumps({"sessions": sessions}))
     assert training_seconds(tmp_path) == pytest.approx(400.0 + 300 * 2.0)  # 2 s per step in the finished session
+
+
+def test_a_finished_run_is_reused_for_its_recipe_only(tmp_path) -> None:
+    recipe = ("model.tiny=true", "data.root=/data", "train.max_steps=4", "sample.num_images=4")
+    save_config(load_config(None, recipe), tmp_path / "config.yaml")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model_index.json").write_text("{}")  # finished: trained() must not train again
+    previews = ("model.tiny=true", "data.root=/data", "train.max_steps=4", "sample.num_images=2")
+    assert trained(previews, tmp_path) == tmp_path / "model"  # sample settings never touch the weights
+    with pytest.raises(ValueError, match="holds a run with another config"):
+        trained((*recipe, "train.prediction_type=v_prediction"), tmp_path)
 
 
 def test_scores_are_cached_per_key_and_survive_a_restart(tmp_path) -> None:

@@ -72,4 +72,7 @@ def model_overrides(size: CtSize, backend: str, data: str, vae: str, seed: int) 
     if backend != "diffusion":
         raise ValueError(f"backend {backend!r}: use one of {', '.join(BACKENDS)}")
     vae_option = () if size.tiny else (f"model.vae={vae}",)
-    return (*common, *vae_option, f"train.max_steps={size.diffusion_steps}", "train.learning_rate=2e-4")
+    # v-prediction with Min-SNR-5 weighting: an ε-model's error at t = 999 reaches z_0 multiplied by √(1−ᾱ)/√ᾱ ≈ 15,
+    # and 1000 ε-steps (held-out ε-MSE 0.006 there) sampled noise-textured volumes (lung −580 HU, volume FID 11.6)
+    objective = ("train.prediction_type=v_prediction", "train.snr_gamma=5")
+    return (*common, *vae_option, *objective, f"train.max_steps={size.diffusion_steps}", "train.learning_rate=2e-4")

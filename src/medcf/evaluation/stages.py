@@ -12,14 +12,18 @@ from typing import TypeVar
 from medcf.atomic import atomic_path
 from medcf.config import load_config
 from medcf.training import train
+from medcf.training.options import check_run_folder
 
 T = TypeVar("T")
 
 
 def trained(overrides: tuple[str, ...], folder: Path) -> Path:
-    """The model folder of the run with `overrides`, trained unless an earlier benchmark finished it."""
+    """The model folder of the run with `overrides`, trained unless an earlier benchmark finished it; a run of
+    another recipe in `folder` (the suite's settings changed since) is an error, never reused."""
+    config = load_config(None, overrides)
+    check_run_folder(config, folder)
     if not (folder / "model" / "model_index.json").is_file():
-        train(load_config(None, overrides), folder, command="medcf benchmark: medcf train " + " ".join(
+        train(config, folder, command="medcf benchmark: medcf train " + " ".join(
             f"--set '{override}'" for override in overrides))  # fmt: skip
     return folder / "model"
 

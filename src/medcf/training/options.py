@@ -31,7 +31,8 @@ def check_options(config: Config, accelerator: Accelerator, folder: Path) -> Non
 
 
 def check_run_folder(config: Config, folder: Path) -> None:
-    """A run folder is new, empty, or this config's own run (resumed; only train.max_steps may grow)."""
+    """A run folder is new, empty, or this config's own run (resumed; only train.max_steps may grow, and the
+    sample section, which draws previews and never touches the weights, may change)."""
     saved = folder / "config.yaml"
     if folder.is_dir() and any(folder.iterdir()) and not saved.is_file():
         raise ValueError(f"{folder} ({folder.resolve()}): a folder of other files, not a medcf run; pass a new --out")
@@ -40,6 +41,7 @@ def check_run_folder(config: Config, folder: Path) -> None:
         now = config_dict(config)
         for values in (before, now):
             values["train"].pop("max_steps", None)  # a finished run may be extended with more steps
+            values.pop("sample", None)
         if before != now:
             raise ValueError(f"{folder}: holds a run with another config; pass a new output folder or the same config")
 
