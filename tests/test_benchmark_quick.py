@@ -49,6 +49,16 @@ def test_quick_benchmark_writes_the_table_and_repeats_its_numbers(tmp_path: Path
         before.pop("score seconds"), after.pop("score seconds")
         assert before == after
     assert _same_scores(again["attribution"], results["attribution"])
+    # --only rescoring one row adds it to the published file and keeps every other row and section as it was
+    (tmp_path / "work" / "runs" / "lora-d0" / "scores.json").unlink()
+    only = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "second"), "--only", "LoRA, δ=0"])
+    assert only.exit_code == 0, only.output
+    merged = json.loads((tmp_path / "second" / "cxr-synth-quick.json").read_text())
+    assert merged.pop("rerun") == ["LoRA, δ=0"] and merged["attribution"] == again["attribution"]
+    for before, after in zip(again["runs"], merged["runs"], strict=True):  # `again`'s timings were popped above
+        after.pop("train seconds"), after.pop("score seconds")
+        assert before == after
+    assert "Rows run in this invocation" in (tmp_path / "second" / "cxr-synth-quick.md").read_text()
 
 
 def test_quick_brain_benchmark_scores_every_edit_engine_against_the_truth(tmp_path: Path) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import pytest
 
 from medcf.config import config_dict, load_config, save_config
 from medcf.data.synthetic import synthesize
+from medcf.evaluation.benchmark_merge import earlier_results, merged_results, selected_runs
 from medcf.evaluation.brain_edits import EDIT_SIZES, instruct_overrides
-from medcf.evaluation.stages import cached_stage, trained, training_seconds
+from medcf.evaluation.stages import cached_stage, trained, trained_vae, training_seconds
 from medcf.evaluation.suite import SUITES, base_overrides, common_overrides, slug, suite_runs
 from medcf.training.data import HOLDOUT, TRAIN, load_cohorts
 
@@ -71,6 +73,16 @@ def test_a_finished_run_is_reused_for_its_recipe_only(tmp_path) -> None:
         trained((*recipe, "train.prediction_type=v_prediction"), tmp_path)
 
 
+def test_a_finished_vae_is_reused_for_its_recipe_only(tmp_path) -> None:
+    recipe = ("data.root=/data", "data.resolution=64", "vae.max_steps=1500")
+    save_config(load_config(None, recipe), tmp_path / "config.yaml")  # what train_autoencoder writes beside it
+    (tmp_path / "vae").mkdir()
+    (tmp_path / "vae" / "config.json").write_text("{}")  # finished: trained_vae() must not train again
+    assert trained_vae(recipe, tmp_path) == tmp_path / "vae"
+    with pytest.raises(ValueError, match="holds a run with another config"):  # e.g. another cohort's VAE
+        trained_vae(("data.root=/other", *recipe[1:]), tmp_path)
+
+
 def test_scores_are_cached_per_key_and_survive_a_restart(tmp_path) -> None:
     calls = []
 
@@ -111,3 +123,58 @@ def test_instruct_pix2pix_trains_on_the_true_age_pairs_of_training_patients_only
     assert len(train) + len(held_out) == ages.sum()
     assert set(train["instruction"]) == {"make the patient 20 years older", "make the patient 20 years younger"}
     assert not set(train["patient_id"]) & set(held_out["patient_id"])
+
+
+def _published(runs, *, skip: str = "") -> dict:
+    """A results file as run_benchmark writes it, with a row for every run but those named `skip`."""
+    size = CXR.sizes["quick"]
+    rows = [{"run": run.name, "fid_effnet": float(index)} for index, run in enumerate(runs) if skip not in run.name]
+    header = {"suite": "cxr-synth", "size": "quick", "settings": asdict(size), "seed": 0}
+    return {**header, "runs": rows, "attribution": [{"finding": "nodule"}], "smoking_effect": {"n": 8}}
+
+
+def test_only_picks_a_methods_three_rows_or_one_named_row() -> None:
+    runs = suite_runs(CXR, CXR.sizes["quick"])
+    picked = selected_runs(runs, ("Custom Diffusion",), "cxr-synth")
+    assert [run.name for run in picked] == [
+        "Custom Diffusion, δ=0", "Custom Diffusion, δ=0.1", "Custom Diffusion, δ=0.1 in training only"
+    ]  # fmt: skip
+    assert [run.name for run in selected_runs(runs, ("LoRA, δ=0",), "cxr-synth")] == ["LoRA, δ=0"]
+    message = "--only 'Custom' names no run of cxr-synth; name a method or a row: 'basic fine-tune', 'LoRA', "
+    with pytest.raises(ValueError, match=message):
+        selected_runs(runs, ("Custom",), "cxr-synth")
+
+
+def test_only_adds_rows_to_the_published_results_in_the_suites_order(tmp_path) -> None:
+    runs = suite_runs(CXR, CXR.sizes["quick"])
+    earlier = _published(runs, skip="Custom Diffusion")
+    path = tmp_path / "cxr-synth-quick.json"
+    path.write_text(json.dumps(earlier))
+    chosen = selected_runs(runs, ("Custom Diffusion",), "cxr-synth")
+    header = {key: earlier[key] for key in ("suite", "size", "settings", "seed")}
+    assert earlier_results(path, header, runs, chosen) == earlier
+    fresh = [{"run": run.name, "fid_effnet": -1.0} for run in chosen]
+    merged = merged_results({**header, "runs": fresh, "seconds": 5.0}, earlier, runs)
+    assert [row["run"] for row in merged["runs"]] == [run.name for run in runs]
+    scores = {row["run"]: row["fid_effnet"] for row in merged["runs"]}
+    assert scores["Custom Diffusion, δ=0"] == -1.0 and scores["LoRA, δ=0"] == 3.0  # new rows, and the kept ones
+    assert merged["attribution"] == earlier["attribution"] and merged["smoking_effect"] == {"n": 8}
+    assert merged["rerun"] == [run.name for run in chosen] and merged["seconds"] == 5.0
+
+
+def test_only_refuses_results_it_cannot_add_to_before_any_work(tmp_path) -> None:
+    runs = suite_runs(CXR, CXR.sizes["quick"])
+    chosen = selected_runs(runs, ("Custom Diffusion",), "cxr-synth")
+    path = tmp_path / "cxr-synth-quick.json"
+    header = {key: value for key, value in _published(runs).items() if key != "runs"}
+    with pytest.raises(ValueError, match="no earlier results to add rows to; run the whole suite first"):
+        earlier_results(path, header, runs, chosen)
+    path.write_text(json.dumps(_published(runs) | {"seed": 1}))
+    with pytest.raises(ValueError, match="its seed is 1, this run's 0"):
+        earlier_results(path, header, runs, chosen)
+    path.write_text(json.dumps(_published(runs, skip="LoRA")))
+    with pytest.raises(ValueError, match="lacks the row 'LoRA, δ=0'; add it too: --only 'LoRA'"):
+        earlier_results(path, header, runs, chosen)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not a benchmark results file"):
+        earlier_results(path, header, runs, chosen)

@@ -16,6 +16,9 @@ from test_cli import medcf
         (["evaluate", "--model", ".", "--data", ".", "--out", "o"], ".: no model_index.json"),
         (["evaluate", "--model", ".", "--data", "gone", "--out", "o"], "gone: not found; check --data"),
         (["benchmark", "--suite", "mnist", "--out", "o", "--work", "w"], "suite 'mnist' is unknown; choose one of"),
+        (["benchmark", "--only", "LoRA", "--out", "o", "--work", "w"], "no earlier results to add rows to"),
+        (["benchmark", "--only", "GAN", "--out", "o", "--work", "w"], "--only 'GAN' names no run of cxr-synth"),
+        (["benchmark", "--suite", "ct-synth", "--only", "GAN", "--out", "o", "--work", "w"], "run ct-synth whole"),
     ],
 )  # fmt: skip
 def test_evaluation_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:

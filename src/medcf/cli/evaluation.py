@@ -72,6 +72,11 @@ def benchmark(
     work: Annotated[
         Path | None, typer.Option(help="Folder for data, models and caches (default: benchmarks/work/<suite>).")
     ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Run only this method (e.g. 'Custom Diffusion') or run; repeatable. The other rows, the "
+                          "attribution and the effect are kept from the existing <out>/<suite>.json."),
+    ] = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
 ) -> None:
@@ -84,11 +89,12 @@ def benchmark(
     patients. Finished stages in --work are reused, so a stopped benchmark continues.
 
     Example: `medcf benchmark --suite brain-synth --quick --out /tmp/bench`
+    Add one method to a committed table: `medcf benchmark --suite cxr-synth --only 'Custom Diffusion'`
     """
     check_device(device, precision)
     from medcf.evaluation.benchmark import run_benchmark
 
     name = f"{suite}-quick" if quick else suite
-    table = run_benchmark(suite, work or Path("benchmarks/work") / name, out, quick=quick, device=device,
-                          precision=precision)  # fmt: skip
+    table = run_benchmark(suite, work or Path("benchmarks/work") / name, out, quick=quick, only=tuple(only or ()),
+                          device=device, precision=precision)  # fmt: skip
     echo(f"table: {table}")

@@ -25,13 +25,21 @@ from medcf.classifier.features import ClassifierFeatures
 from medcf.config import config_dict, load_config
 from medcf.data.synthetic import synthesize
 from medcf.evaluation.attribution import attribution_scores
+from medcf.evaluation.benchmark_merge import earlier_results, merged_results, selected_runs
 from medcf.evaluation.benchmark_report import write_benchmark
 from medcf.evaluation.brain_edits import EDIT_SIZES, INSTRUCT, SAMPLER, brain_edit_rows, instruct_overrides
 from medcf.evaluation.ct_benchmark import run_ct_benchmark
 from medcf.evaluation.ct_suite import CT_SUITE
 from medcf.evaluation.data import EvaluationSet, RunSplit, evaluation_set
 from medcf.evaluation.generation import distribution_scores, generate_for_rows, rendered_prompts, sample_effectiveness
-from medcf.evaluation.stages import cached_stage, placement_key, trained, training_seconds, weights_stamp
+from medcf.evaluation.stages import (
+    cached_stage,
+    placement_key,
+    trained,
+    trained_vae,
+    training_seconds,
+    weights_stamp,
+)
 from medcf.evaluation.suite import (
     SUITES,
     Suite,
@@ -48,7 +56,6 @@ from medcf.models.device import resolve_device, run_settings
 from medcf.models.precision import inference_precision
 from medcf.pretrained import pretrained_path
 from medcf.prompts import PromptTemplate, instance_prompt
-from medcf.training import train_autoencoder
 from medcf.training.data import TRAIN, load_cohorts
 from medcf.training.record import environment
 
@@ -65,6 +72,7 @@ def run_benchmark(
     out: str | Path,
     *,
     quick: bool = False,
+    only: tuple[str, ...] = (),
     device: str = "auto",
     precision: str = "auto",
 ) -> Path:
@@ -72,8 +80,11 @@ def run_benchmark(
 
     `device`/`precision` place the scoring (sampling, attribution, effect); training goes where accelerate puts
     it (`medcf train`). Scores are cached per device type and precision: a GPU's bf16 scores never pose as fp32.
+    `only` (method or run names) runs those rows and keeps the rest of the existing results (benchmark_merge.py).
     """
     if suite == CT_SUITE:  # 3-D models of two backends, not fine-tunes of a base (ct_benchmark.py)
+        if only:
+            raise ValueError("--only picks fine-tuning runs of cxr-synth or brain-synth; run ct-synth whole")
         return run_ct_benchmark(work, out, quick=quick, device=device, precision=precision)
     if suite not in SUITES:
         raise ValueError(f"suite {suite!r} is unknown; choose one of {', '.join([*SUITES, CT_SUITE])}")
@@ -81,6 +92,10 @@ def run_benchmark(
     placement = run_settings(resolve_device(device), precision)
     place = {"device": placement["device"].split(":")[0], "precision": placement["precision"]}
     size, work, started = spec.sizes["quick" if quick else "full"], Path(work), time.perf_counter()
+    header = {"suite": suite, "size": "quick" if quick else "full", "settings": asdict(size), "seed": SEED}
+    name, runs = f"{suite}{'-quick' if quick else ''}", suite_runs(spec, size)
+    chosen = selected_runs(runs, only, suite) if only else runs
+    earlier = earlier_results(Path(out) / f"{name}.json", header, runs, chosen) if only else None
     work.mkdir(parents=True, exist_ok=True)
     data = _stage_data(spec, size, work / "data")
     vae = _stage_vae(spec, size, data, work / "vae")
@@ -88,27 +103,45 @@ def run_benchmark(
     classifier, classifier_metrics = _stage_classifier(spec, size, data, work / "classifier")
     split = RunSplit(0.1, SEED, "")
     held_out = evaluation_set(data, resolution=size.resolution, modality=spec.modality, split=split, limit=1000)
-    rows = generation_rows(spec, size, work, data, base, held_out, classifier, place=place, device=device)
+    rows = generation_rows(chosen, size, work, data, base, held_out, classifier, place=place, device=device)
+    scored = {} if earlier else _analyses(spec, size, work, data, base, classifier, quick=quick, place=place,
+                                          device=device, precision=precision)  # fmt: skip
+    results = {
+        **header, **placement, "runs": rows, **scored, "classifier": classifier_metrics,
+        "environment": environment(), "seconds": time.perf_counter() - started,
+    }  # fmt: skip
+    return write_benchmark(merged_results(results, earlier, runs) if earlier else results, Path(out), name)
+
+
+def _analyses(
+    spec: Suite,
+    size: SuiteSize,
+    work: Path,
+    data: Path,
+    base: Path,
+    classifier: ImageClassifier,
+    *,
+    quick: bool,
+    place: dict[str, str],
+    device: str,
+    precision: str,
+) -> dict[str, object]:
+    """Attribution of the reference fine-tune against the true masks, then the suite's own analysis: the smoking
+    effect map (cxr-synth) or the brain edits (brain-synth)."""
     reference = work / "runs" / slug(REFERENCE) / "model"
     key = {**ATTRIBUTION, "precision": place["precision"], "size": asdict(size), "seed": SEED,
            "weights": weights_stamp(reference), **placement_key(place, "precision")}  # fmt: skip
     attribute = partial(_stage_attribution, reference, classifier, spec.kind, size, place=place, device=device)
-    attribution = cached_stage(work / "attribution.json", key, attribute)
+    scores: dict[str, object] = {"attribution": cached_stage(work / "attribution.json", key, attribute)}
     if spec.kind == "brain":
-        extra = _stage_brain_edits(size, work, data, base, classifier, quick=quick, place=place, device=device)
-    else:
-        effect_folder = "-".join(["effect", *placement_key(place).values()])  # effect, or effect-cuda-bf16
-        extra = {"smoking_effect": _stage_effect(reference, size, work / effect_folder, device, precision)}
-    results = {
-        "suite": suite, "size": "quick" if quick else "full", "settings": asdict(size), "seed": SEED, **placement,
-        "runs": rows, "attribution": attribution, **extra, "classifier": classifier_metrics,
-        "environment": environment(), "seconds": time.perf_counter() - started,
-    }  # fmt: skip
-    return write_benchmark(results, Path(out), f"{suite}{'-quick' if quick else ''}")
+        return scores | _stage_brain_edits(size, work, data, base, classifier, quick=quick, place=place,
+                                           device=device)  # fmt: skip
+    effect_folder = "-".join(["effect", *placement_key(place).values()])  # effect, or effect-cuda-bf16
+    return scores | {"smoking_effect": _stage_effect(reference, size, work / effect_folder, device, precision)}
 
 
 def generation_rows(
-    suite: Suite,
+    runs: list[SuiteRun],
     size: SuiteSize,
     work: Path,
     data: Path,
@@ -119,10 +152,10 @@ def generation_rows(
     place: dict[str, str],
     device: str,
 ) -> list[dict[str, object]]:
-    """Train (or reuse) every fine-tuning run of the suite and score its samples: one table row per run."""
+    """Train (or reuse) each fine-tuning run (`suite_runs`) and score its samples: one table row per run."""
     extractors = [EfficientNetLite0Features(), ClassifierFeatures(classifier)]
     rows, models = [], {}
-    for run in suite_runs(suite, size):
+    for run in runs:
         overrides = (*common_overrides(size, str(data), SEED), f"model.pretrained={base}", *run.overrides)
         config = json.dumps(config_dict(load_config(None, overrides)), sort_keys=True)
         model = models.get(config) or trained(overrides, work / "runs" / slug(run.name))
@@ -180,10 +213,8 @@ def _stage_vae(suite: Suite, size: SuiteSize, data: Path, folder: Path) -> Path:
         return folder  # tiny components bring their own VAE
     if suite.vae_model:
         return pretrained_path(suite.vae_model) / "vae"
-    if not (folder / "vae" / "config.json").is_file():
-        overrides = (f"data.root={data}", f"data.resolution={size.resolution}", f"vae.max_steps={size.vae_steps}")
-        train_autoencoder(load_config(None, overrides), folder)
-    return folder / "vae"
+    overrides = (f"data.root={data}", f"data.resolution={size.resolution}", f"vae.max_steps={size.vae_steps}")
+    return trained_vae(overrides, folder)
 
 
 def _stage_classifier(suite: Suite, size: SuiteSize, data: Path, folder: Path) -> tuple[ImageClassifier, dict]:

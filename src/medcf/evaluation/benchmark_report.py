@@ -85,6 +85,7 @@ def _sections(results: dict, chart: str) -> list[Section]:
             "(224 bilinear) and the real-data classifier's features (fid_domain). Effectiveness: mean accuracy "
             "of that classifier on the samples against the findings their prompts asked for. `model` is the "
             "run folder: a row whose config equals an earlier row's reuses that model.",
+            *_merged(results),
         ]),
         Section("Generation: fine-tuning methods and prompt styles", figures=[(chart, "FID by method")],
                 table=table),
@@ -93,6 +94,15 @@ def _sections(results: dict, chart: str) -> list[Section]:
         ]),
         *(brain_sections(results) if "brain_edits" in results else [_smoking_section(results["smoking_effect"])]),
     ]  # fmt: skip
+
+
+def _merged(results: dict) -> list[str]:
+    """The sentence saying which rows this invocation ran, when it added them to earlier results (--only)."""
+    if "rerun" not in results:
+        return []
+    return [f"Rows run in this invocation (`medcf benchmark --only`): {', '.join(results['rerun'])}. The other "
+            "rows, the attribution and the effect sections come from the earlier results file; the machine and "
+            "versions above are this invocation's."]  # fmt: skip
 
 
 def _smoking_section(effect: dict) -> Section:

@@ -24,14 +24,13 @@ import torch
 from tqdm.auto import tqdm
 
 from medcf.attribution.effect_folder import effect_to_folder
-from medcf.config import load_config
 from medcf.data.synthetic import synthesize
 from medcf.data.volume import dataset_value_range, from_unit_range, read_volume, to_unit_range
 from medcf.evaluation.ct_edits import CT_EDITS, ct_cases, ct_edit_scores, edit_ct_cases
 from medcf.evaluation.ct_report import write_ct_benchmark
 from medcf.evaluation.ct_suite import BACKENDS, CT_SIZES, CT_SUITE, MODALITY, CtSize, model_overrides, vae_overrides
 from medcf.evaluation.generation import rendered_prompts
-from medcf.evaluation.stages import cached_stage, placement_key, trained, training_seconds, weights_stamp
+from medcf.evaluation.stages import cached_stage, placement_key, trained, trained_vae, training_seconds, weights_stamp
 from medcf.metrics import EfficientNetLite0Features, fid_kid
 from medcf.metrics.volumes import axial_slices, ct_features, volume_frechet_distance
 from medcf.models import gan_generate, load_components, load_gan
@@ -39,7 +38,6 @@ from medcf.models.device import resolve_device, run_settings
 from medcf.models.gan_components import gan_volume_units
 from medcf.models.precision import inference_precision
 from medcf.prompts import PromptTemplate
-from medcf.training import train_autoencoder
 from medcf.training.data import HOLDOUT, TRAIN, load_cohorts
 from medcf.training.record import environment
 from medcf.volumes.files import model_value_range
@@ -86,9 +84,7 @@ def _stage_data(size: CtSize, folder: Path) -> Path:
 def _stage_vae(size: CtSize, data: Path, folder: Path) -> Path:
     if size.tiny:
         return folder  # toy models bring their own VAE
-    if not (folder / "vae" / "config.json").is_file():
-        train_autoencoder(load_config(None, vae_overrides(size, str(data), SEED)), folder)
-    return folder / "vae"
+    return trained_vae(vae_overrides(size, str(data), SEED), folder)
 
 
 def _real_volumes(data: Path, count: int) -> tuple[dict, np.ndarray]:

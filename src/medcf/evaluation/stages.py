@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from medcf.atomic import atomic_path
 from medcf.config import load_config
-from medcf.training import train
+from medcf.training import train, train_autoencoder
 from medcf.training.options import check_run_folder
 
 T = TypeVar("T")
@@ -26,6 +26,16 @@ def trained(overrides: tuple[str, ...], folder: Path) -> Path:
         train(config, folder, command="medcf benchmark: medcf train " + " ".join(
             f"--set '{override}'" for override in overrides))  # fmt: skip
     return folder / "model"
+
+
+def trained_vae(overrides: tuple[str, ...], folder: Path) -> Path:
+    """The VAE of `overrides` (`medcf train-vae`), trained unless an earlier benchmark finished it; a VAE of another
+    recipe in `folder` (another cohort, size or step count) is an error, never reused."""
+    config = load_config(None, overrides)
+    check_run_folder(config, folder)
+    if not (folder / "vae" / "config.json").is_file():
+        train_autoencoder(config, folder)
+    return folder / "vae"
 
 
 def training_seconds(run: Path) -> float:
