@@ -100,7 +100,7 @@ def _merged(results: dict) -> list[str]:
     """The sentence saying which rows this invocation ran, when it added them to earlier results (--only)."""
     if "rerun" not in results:
         return []
-    return [f"Rows run in this invocation (`medcf benchmark --only`): {', '.join(results['rerun'])}. The other "
+    return [f"Rows run in this invocation (`medcf benchmark --only`): {'; '.join(results['rerun'])}. The other "
             "rows, the attribution and the effect sections come from the earlier results file; the machine and "
             "versions above are this invocation's."]  # fmt: skip
 
