@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +20,29 @@ from PIL import Image
 # The release-layout fixtures, shared with the tests that read every release through one entry point.
 from test_adapters_brain_layouts import adni_root, oasis1_root, oasis2_root, oasis3_root  # noqa: E402, F401
 from test_adapters_cxr_layouts import chexpert_kaggle, mimic_download, nih_v2020  # noqa: E402, F401
+
+
+@pytest.fixture
+def medcf_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """`medcf ARGS` in this process, through the console entry point's own code (medcf.cli.main), as
+    test_hostile_inputs runs its table: an error path checked without a new interpreter's 5–8 s of imports.
+    Returns what `test_cli.medcf` (the real subprocess, kept for the paths that need one) returns."""
+    from medcf.cli import main
+
+    def run(*args: object, cwd: Path) -> subprocess.CompletedProcess:
+        monkeypatch.chdir(cwd)
+        monkeypatch.setattr(sys, "argv", ["medcf", *map(str, args)])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:  # typer exits 0 after a command; main exits 1 after its one-line error
+            code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+        captured = capsys.readouterr()
+        return subprocess.CompletedProcess(sys.argv, code, captured.out, captured.err)
+
+    return run
+
 
 CHEXPERT_LABELS = [
     "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema",

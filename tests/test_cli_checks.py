@@ -45,8 +45,8 @@ def test_in_range_options_pass() -> None:
         (["effect", "--attribute", "smoking", "--seed", str(2**64)], "--seed 18446744073709551616: must be in"),
     ],
 )
-def test_the_commands_refuse_before_any_work(tmp_path: Path, args: list[str], message: str) -> None:
-    result = medcf(*args[:1], "--model", "absent", *args[1:], "--out", tmp_path / "o", cwd=tmp_path)
+def test_the_commands_refuse_before_any_work(tmp_path: Path, args: list[str], message: str, medcf_main) -> None:
+    result = medcf_main(*args[:1], "--model", "absent", *args[1:], "--out", tmp_path / "o", cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from test_cli import medcf
-
 
 @pytest.mark.parametrize(
     ("args", "message"),
@@ -21,8 +19,8 @@ from test_cli import medcf
         (["benchmark", "--suite", "ct-synth", "--only", "GAN", "--out", "o", "--work", "w"], "run ct-synth whole"),
     ],
 )  # fmt: skip
-def test_evaluation_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
-    result = medcf(*args, cwd=tmp_path)
+def test_evaluation_errors_are_one_line(tmp_path: Path, args: list[str], message: str, medcf_main) -> None:
+    result = medcf_main(*args, cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists() and not (tmp_path / "w").exists()

@@ -13,7 +13,6 @@ from medcf.models import save_components, tiny_components
 from medcf.models.device import device_name, resolve_device, run_settings
 from medcf.models.precision import inference_precision
 from medcf.sampling import generate_to_folder
-from test_cli import medcf
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error for an absent CUDA device")
 
@@ -107,21 +106,23 @@ def test_generate_to_folder_records_the_device_and_precision_that_ran(tmp_path: 
         (["--device", "cpu", "--precision", "fp16"], "precision=fp16: half-precision autocast needs a GPU"),
     ],
 )
-def test_cli_refuses_an_impossible_device_before_any_work(tmp_path: Path, extra: list[str], message: str) -> None:
+def test_cli_refuses_an_impossible_device_before_any_work(
+    tmp_path: Path, extra: list[str], message: str, medcf_main
+) -> None:
     model = save_components(tiny_components(), tmp_path / "model")
-    result = medcf("generate", "--model", model, "--prompt", "x", "--out", tmp_path / "o", *extra, cwd=tmp_path)
+    result = medcf_main("generate", "--model", model, "--prompt", "x", "--out", tmp_path / "o", *extra, cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
 
 
 @NO_CUDA
-def test_cli_says_there_is_no_gpu_when_asked_for_cuda(tmp_path: Path) -> None:
-    result = medcf("attribute", "--model", ".", "--image", ".", "--out", "o", "--device", "cuda", cwd=tmp_path)
+def test_cli_says_there_is_no_gpu_when_asked_for_cuda(tmp_path: Path, medcf_main) -> None:
+    result = medcf_main("attribute", "--model", ".", "--image", ".", "--out", "o", "--device", "cuda", cwd=tmp_path)
     assert result.returncode == 1  # the model check comes first; then the device
     model = save_components(tiny_components(), tmp_path / "model")
     args = ["effect", "--model", model, "--attribute", "smoking", "--device", "cuda:0", "--out", tmp_path / "e"]
-    result = medcf(*args, cwd=tmp_path)
+    result = medcf_main(*args, cwd=tmp_path)
     assert result.returncode == 1 and "device=cuda:0: torch" in result.stderr and "sees no CUDA GPU" in result.stderr
     assert not (tmp_path / "e").exists()
 
