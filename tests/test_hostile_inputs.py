@@ -11,10 +11,8 @@ import json
 import os
 import shutil
 import struct
-import sys
 import zlib
 from pathlib import Path
-from unittest.mock import patch
 
 import nibabel as nib
 import numpy as np
@@ -23,7 +21,6 @@ import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from medcf.cli import main
 from medcf.data import read_image
 from medcf.data.table import load_table
 from medcf.models import load_components
@@ -211,21 +208,18 @@ def _write_models(root: Path) -> None:
     (root / "bad-index" / "model_index.json").write_text("{ not json")
 
 
-def cli(args: list[str], t: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    argv = ["medcf", *(arg.replace("{t}", str(t)) for arg in args)]
-    capsys.readouterr()
-    with patch.object(sys, "argv", argv), pytest.raises(SystemExit) as exit_:
-        main()
-    return exit_.value.code, capsys.readouterr().err
+def filled(args: list[str], t: Path) -> list[str]:
+    return [arg.replace("{t}", str(t)) for arg in args]
 
 
 def files(root: Path) -> set[Path]:
     return set(root.rglob("*"))
 
 
-def assert_clean_failure(args: list[str], message: str, t: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def assert_clean_failure(args: list[str], message: str, t: Path, medcf_main) -> None:
     before = files(t)
-    code, err = cli(args, t, capsys)
+    result = medcf_main(*filled(args, t), cwd=t)
+    code, err = result.returncode, result.stderr
     assert code == 1, err
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
     assert message.replace("{t}", str(t)) in err, err
@@ -237,16 +231,16 @@ def test_the_table_has_at_least_thirty_cases() -> None:
 
 
 @pytest.mark.parametrize(("case", "name", "message"), READERS, ids=[row[0] for row in READERS])
-def test_readers(case: str, name: str, message: str, t: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert_clean_failure(["info", f"{{t}}/{name}"], message, t, capsys)
+def test_readers(case: str, name: str, message: str, t: Path, medcf_main) -> None:
+    assert_clean_failure(["info", f"{{t}}/{name}"], message, t, medcf_main)
     with pytest.raises((ValueError, OSError)) as error:
         read_image(t / name)
     assert message in str(error.value)
 
 
 @pytest.mark.parametrize(("case", "name", "message"), TABLES, ids=[row[0] for row in TABLES])
-def test_tables(case: str, name: str, message: str, t: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert_clean_failure(["prompts", "--csv", f"{{t}}/{name}"], message, t, capsys)
+def test_tables(case: str, name: str, message: str, t: Path, medcf_main) -> None:
+    assert_clean_failure(["prompts", "--csv", f"{{t}}/{name}"], message, t, medcf_main)
     if "line 2" not in message:  # the table itself is wrong, not one value a prompt renders
         with pytest.raises(ValueError, match=None) as error:
             load_table(t / name, id_column="id")
@@ -254,23 +248,23 @@ def test_tables(case: str, name: str, message: str, t: Path, capsys: pytest.Capt
 
 
 @pytest.mark.parametrize(("case", "name", "message"), MODELS, ids=[row[0] for row in MODELS])
-def test_model_folders(case: str, name: str, message: str, t: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert_clean_failure([*GENERATE, "--model", f"{{t}}/{name}", *OUT], message, t, capsys)
+def test_model_folders(case: str, name: str, message: str, t: Path, medcf_main) -> None:
+    assert_clean_failure([*GENERATE, "--model", f"{{t}}/{name}", *OUT], message, t, medcf_main)
     with pytest.raises((ValueError, OSError)) as error:
         load_components(t / name)
     assert message in str(error.value)
 
 
 @pytest.mark.parametrize(("case", "args", "message"), COMMANDS, ids=[row[0] for row in COMMANDS])
-def test_commands(case: str, args: list[str], message: str, t: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert_clean_failure(list(args), message, t, capsys)
+def test_commands(case: str, args: list[str], message: str, t: Path, medcf_main) -> None:
+    assert_clean_failure(list(args), message, t, medcf_main)
 
 
-def test_the_intact_model_and_files_do_work(t: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_intact_model_and_files_do_work(t: Path, medcf_main) -> None:
     """Positive control: the same command line with good inputs writes its result."""
     Image.fromarray(np.pad(np.full((16, 16), 255, np.uint8), 24)).save(t / "square-mask.png")
-    code, err = cli([*INPAINT, "--mask", "{t}/square-mask.png", "--out", "{t}/good"], t, capsys)
-    assert code == 0, err
+    result = medcf_main(*filled([*INPAINT, "--mask", "{t}/square-mask.png", "--out", "{t}/good"], t), cwd=t)
+    assert result.returncode == 0, result.stderr
     assert read_image(t / "good" / "inpainted.png").shape == (64, 64)
     shutil.rmtree(t / "good")
     (t / "square-mask.png").unlink()
