@@ -29,8 +29,9 @@ def medcf_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[st
     Returns what `test_cli.medcf` (the real subprocess, kept for the paths that need one) returns."""
     from medcf.cli import main
 
-    def run(*args: object, cwd: Path) -> subprocess.CompletedProcess:
-        monkeypatch.chdir(cwd)
+    def run(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
         monkeypatch.setattr(sys, "argv", ["medcf", *map(str, args)])
         capsys.readouterr()
         try:

@@ -42,20 +42,20 @@ def test_counterfactual_runs_from_the_command_line(tmp_path: Path) -> None:
         (["train-classifier", "--data", "."], "metadata.csv: not found; point --data at a dataset folder"),
     ],
 )  # fmt: skip
-def test_editing_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
-    result = medcf(*args, cwd=tmp_path)
+def test_editing_errors_are_one_line(tmp_path: Path, args: list[str], message: str, medcf_main) -> None:
+    result = medcf_main(*args, cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
 
 
-def test_counterfactual_defaults_to_the_shipped_model_and_can_drop_patient_info(tmp_path: Path) -> None:
+def test_counterfactual_defaults_to_the_shipped_model_and_can_drop_patient_info(tmp_path: Path, medcf_main) -> None:
     from medcf.pretrained import pretrained_path
 
     image = tmp_path / "x.png"
     write_png(image, np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64), bit_depth=16)
     args = ["--image", image, "--set", "pleural_effusion=absent", "--row", "age=70", "--row", "sex=F"]
-    result = medcf("counterfactual", *args, "--steps", 2, "--no-patient-info", "--out", tmp_path / "cf")
+    result = medcf_main("counterfactual", *args, "--steps", 2, "--no-patient-info", "--out", tmp_path / "cf")
     assert result.returncode == 0, result.stderr
     settings = json.loads((tmp_path / "cf" / "settings.json").read_text())
     assert settings["model"] == str(pretrained_path())  # as `medcf demo` and `medcf app` use it

@@ -30,10 +30,10 @@ def test_train_writes_a_run_folder_with_the_command(trained: Path) -> None:
     assert "medcf train --set" in (trained / "manifest.json").read_text()
 
 
-def test_generate_writes_one_png_per_image_a_grid_and_the_prompts(trained: Path, tmp_path: Path) -> None:
+def test_generate_writes_one_png_per_image_a_grid_and_the_prompts(trained: Path, tmp_path: Path, medcf_main) -> None:
     out = tmp_path / "samples"
     prompts = ["--prompt", "chest X-ray, cardiomegaly", "--prompt", "normal chest X-ray"]
-    result = medcf("generate", "--model", trained / "model", *prompts, "--n", 3, "--steps", 2, "--out", out)
+    result = medcf_main("generate", "--model", trained / "model", *prompts, "--n", 3, "--steps", 2, "--out", out)
     assert result.returncode == 0, result.stderr
     pngs = sorted(path.name for path in out.glob("[0-9]*.png"))
     assert pngs == ["0000.png", "0001.png", "0002.png"] and (out / "grid.png").is_file()
@@ -43,10 +43,12 @@ def test_generate_writes_one_png_per_image_a_grid_and_the_prompts(trained: Path,
     assert [row["prompt"] for row in rows] == (["chest X-ray, cardiomegaly", "normal chest X-ray"] * 2)[:3]
 
 
-def test_drift_search_writes_one_row_per_delta(trained: Path, cxr_synth_root: Path, tmp_path: Path) -> None:
+def test_drift_search_writes_one_row_per_delta(
+    trained: Path, cxr_synth_root: Path, tmp_path: Path, medcf_main
+) -> None:
     out = tmp_path / "drift"
     args = ["--n", 4, "--deltas", "-0.1,0,0.1", "--steps", 2, "--out", out]
-    result = medcf("drift-search", "--model", trained / "model", "--data", cxr_synth_root, *args)
+    result = medcf_main("drift-search", "--model", trained / "model", "--data", cxr_synth_root, *args)
     assert result.returncode == 0, result.stderr
     assert "best δ =" in result.stdout
     with (out / "drift_search.csv").open() as table:
@@ -54,9 +56,10 @@ def test_drift_search_writes_one_row_per_delta(trained: Path, cxr_synth_root: Pa
     assert (out / "drift_search.png").is_file()
 
 
-def test_train_vae_writes_a_diffusers_autoencoder(cxr_synth_root: Path, tmp_path: Path) -> None:
+def test_train_vae_writes_a_diffusers_autoencoder(cxr_synth_root: Path, tmp_path: Path, medcf_main) -> None:
     options = ["--set", "vae.max_steps=2", "--set", "vae.batch_size=2", "--set", "data.resolution=32"]
-    result = medcf("train-vae", "--set", f"data.root={cxr_synth_root}", *options, "--no-progress", "--out", tmp_path)
+    args = ["--set", f"data.root={cxr_synth_root}", *options, "--no-progress", "--out", tmp_path]
+    result = medcf_main("train-vae", *args)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "vae" / "config.json").is_file() and (tmp_path / "reconstructions.png").is_file()
 
@@ -71,8 +74,8 @@ def test_train_vae_writes_a_diffusers_autoencoder(cxr_synth_root: Path, tmp_path
         (["train-vae", "--config", "absent.yaml"], "absent.yaml"),
     ],
 )
-def test_model_command_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
-    result = medcf(*args, "--out", "run", cwd=tmp_path) if args[0] != "generate" else medcf(*args, cwd=tmp_path)
+def test_model_command_errors_are_one_line(tmp_path: Path, args: list[str], message: str, medcf_main) -> None:
+    result = medcf_main(*args, *(["--out", "run"] if args[0] != "generate" else []), cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

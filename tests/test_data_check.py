@@ -15,7 +15,6 @@ from medcf.config_checks import ADAPTER_NAMES, check_paths
 from medcf.data.adapters.registry import ADAPTERS, open_dataset
 from medcf.data.split import train_holdout
 from medcf.training.data import HOLDOUT, TRAIN, load_cohorts
-from test_cli import medcf
 
 
 @pytest.fixture
@@ -35,9 +34,9 @@ def test_the_light_names_in_config_are_those_of_the_data_layer() -> None:
     assert tuple(ADAPTERS) == ADAPTER_NAMES and config_checks.BAD_FILE_POLICIES == verify.BAD_FILE_POLICIES
 
 
-def test_data_check_names_the_broken_file_and_reports_what_training_reads(damaged_root, tmp_path) -> None:
+def test_data_check_names_the_broken_file_and_reports_what_training_reads(damaged_root, tmp_path, medcf_main) -> None:
     root, broken = damaged_root
-    result = medcf("data", "check", root, "--adapter", "folder", "--out", tmp_path / "check", "--preview", "6")
+    result = medcf_main("data", "check", root, "--adapter", "folder", "--out", tmp_path / "check", "--preview", "6")
     assert result.returncode == 1
     assert f"unreadable: {broken} (truncated or corrupt PNG" in result.stderr
     assert "error: 1 unreadable file(s), 0 prompt error(s)" in result.stderr
@@ -59,14 +58,16 @@ def test_data_check_names_the_broken_file_and_reports_what_training_reads(damage
     assert (tmp_path / "check" / "demographics.png").is_file() and (tmp_path / "check" / "index.html").is_file()
 
 
-def test_data_check_of_a_sound_folder_exits_0_and_refuses_an_unknown_adapter(cxr_synth_root, tmp_path) -> None:
-    result = medcf("data", "check", cxr_synth_root, "--adapter", "folder", "--out", tmp_path / "ok")
+def test_data_check_of_a_sound_folder_exits_0_and_refuses_an_unknown_adapter(
+    cxr_synth_root, tmp_path, medcf_main
+) -> None:
+    result = medcf_main("data", "check", cxr_synth_root, "--adapter", "folder", "--out", tmp_path / "ok")
     assert result.returncode == 0, result.stderr
     assert "All 48 image and mask files decode." in (tmp_path / "ok" / "report.md").read_text()
-    unknown = medcf("data", "check", cxr_synth_root, "--adapter", "kaggle", "--out", tmp_path / "no")
+    unknown = medcf_main("data", "check", cxr_synth_root, "--adapter", "kaggle", "--out", tmp_path / "no")
     assert unknown.returncode == 1
     assert "error: adapter 'kaggle' unknown; use one of folder, chexpert" in unknown.stderr
-    again = medcf("data", "check", cxr_synth_root, "--adapter", "folder", "--out", tmp_path / "ok")
+    again = medcf_main("data", "check", cxr_synth_root, "--adapter", "folder", "--out", tmp_path / "ok")
     assert "folder is not empty; pass a new --out folder" in again.stderr  # a report is never overwritten
 
 
@@ -124,8 +125,8 @@ def test_the_registry_reads_each_release_folder_as_its_adapter_does(chexpert_kag
         open_dataset("nih", chexpert_kaggle)
 
 
-def test_data_check_on_a_release_uses_its_official_split(nih_v2020, tmp_path) -> None:
-    result = medcf("data", "check", nih_v2020.parent, "--adapter", "nih", "--out", tmp_path / "nih")
+def test_data_check_on_a_release_uses_its_official_split(nih_v2020, tmp_path, medcf_main) -> None:
+    result = medcf_main("data", "check", nih_v2020.parent, "--adapter", "nih", "--out", tmp_path / "nih")
     assert result.returncode == 0, result.stderr
     report = (tmp_path / "nih" / "report.md").read_text()
     assert "Training would use the release's own split column" in report
@@ -142,14 +143,14 @@ def nih_chestxray14_split(csv: Path) -> list[str]:
 
 
 def test_the_registry_reads_the_brain_cohorts_and_data_check_counts_their_sessions(
-    oasis1_root, oasis2_root, oasis3_root, adni_root, tmp_path
+    oasis1_root, oasis2_root, oasis3_root, adni_root, tmp_path, medcf_main
 ) -> None:
     from medcf.data.adapters import adni, oasis1, oasis2, oasis3
 
     for name, root, read in (("oasis1", oasis1_root, oasis1), ("oasis2", oasis2_root, oasis2),
                              ("oasis3", oasis3_root, oasis3), ("adni", adni_root, adni)):  # fmt: skip
         pd.testing.assert_frame_equal(open_dataset(name, root).records, read(root).records)
-    result = medcf("data", "check", oasis2_root, "--adapter", "oasis2", "--out", tmp_path / "check")
+    result = medcf_main("data", "check", oasis2_root, "--adapter", "oasis2", "--out", tmp_path / "check")
     assert result.returncode == 0, result.stderr
     cohort = oasis2(oasis2_root)
     summary = json.loads((tmp_path / "check" / "summary.json").read_text())
