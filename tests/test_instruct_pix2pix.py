@@ -63,13 +63,18 @@ def test_counterfactual_pairs_go_both_ways_and_stay_with_their_patient(pairs_roo
     pairs = counterfactual_pairs(pairs_root)
     table = pd.read_csv(pairs_root / "counterfactuals.csv")
     records = pairs.records
-    assert len(records) == 2 * len(table) and records["patient_id"].nunique() == table["id"].nunique()
+    subjects = table["id"].nunique()
+    assert len(records) == 2 * len(table) + subjects and records["patient_id"].nunique() == subjects
     first = table.iloc[0]
     forward = records.set_index("id").loc[f"{first['id']}_{first['factor']}={first['value']}"]
     assert forward["path"] == str(pairs_root / first["path"])
     assert forward["source_path"] == str(pairs_root / "images" / f"{first['id']}.png")
     backward = records.set_index("id").loc[f"{first['id']}_{first['factor']}={first['value']}_reversed"]
     assert backward["path"] == forward["source_path"] and backward["source_path"] == forward["path"]
+    unchanged = records.set_index("id").loc[f"{first['id']}_unchanged"]
+    assert unchanged["path"] == unchanged["source_path"] == forward["source_path"]
+    assert unchanged["instruction"] == NO_CHANGE and (records["instruction"] == NO_CHANGE).sum() == subjects
+    assert len(counterfactual_pairs(pairs_root, identity=False).records) == 2 * len(table)
     nodules = records[records["id"].str.contains("_nodule=1$")]
     assert set(nodules["instruction"]) == {"add a nodule"} and set(nodules["nodule"]) == {1}
     item = ImageTextDataset(pairs, PromptTemplate("chest X-ray"), resolution=16)[0]

@@ -36,8 +36,8 @@ class DataConfig:
     patient_info: bool = True  # put age / sex / smoking into prompts
     prompt_dropout: float = 0.1  # probability of the null prompt, trains classifier-free guidance (Ho & Salimans)
     # image pairs for train.method=instruct-pix2pix (medcf.data.pairs): counterfactuals (a `medcf synth` folder's
-    # true counterfactuals) | longitudinal (repeat visits of data.adapter's cohort) | a CSV under root with
-    # source_path, target_path, instruction; "" = single images
+    # true counterfactuals, both ways, and each subject unchanged) | longitudinal (repeat visits of data.adapter's
+    # cohort) | a CSV under root with source_path, target_path, instruction; "" = single images
     pairs: str = ""
     num_workers: int = 0  # DataLoader worker processes
     patch: list[int] = field(default_factory=list)  # model.spatial_dims=3: random [X, Y, Z] crops; [] = whole volumes

@@ -5,7 +5,8 @@ A pair cohort is a Cohort whose rows are the *targets* (id, patient_id, path, sl
 fields), plus source_path, source_slice_index and instruction, so patient splits, filters and `medcf data check` work
 on pairs as on images. Three sources:
 - `counterfactual_pairs(root)`: a `medcf synth` folder — each subject with each of its true single-factor
-  counterfactuals, in both directions (remove and add, younger and older), one patient per subject;
+  counterfactuals, in both directions (remove and add, younger and older), and with itself ("keep the image as it
+  is"), one patient per subject;
 - `longitudinal_image_pairs(cohort)`: repeat visits of one patient (OASIS-2/3, ADNI), earlier → later, the
   ageing pairs of Latent Drifting; the same slice index of two unregistered visits (medcf.data.longitudinal);
 - `pairs_table(root, csv)`: any CSV with source_path, target_path, instruction (and patient_id).
@@ -28,9 +29,11 @@ from medcf.prompts.edits import apply_edit
 from medcf.prompts.instructions import edit_instruction
 
 
-def counterfactual_pairs(root: str | Path, *, both_directions: bool = True) -> Cohort:
+def counterfactual_pairs(root: str | Path, *, both_directions: bool = True, identity: bool = True) -> Cohort:
     """Every (subject, true counterfactual) of a `medcf synth` folder as a pair; `both_directions` adds each
-    reversed (counterfactual → subject), so a model learns to add a finding as well as to remove it."""
+    reversed (counterfactual → subject), so a model learns to add a finding as well as to remove it. `identity`
+    adds each subject once as its own target (NO_CHANGE): the instruct engine's residual edit subtracts that
+    reconstruction (`editing.counterfactual`), which a model never shown the instruction would only guess."""
     root = Path(root).absolute()
     subjects = image_folder(root, modality=_modality(root))
     listed = root / "counterfactuals.csv"
@@ -49,6 +52,8 @@ def counterfactual_pairs(root: str | Path, *, both_directions: bool = True) -> C
         pairs.append(_pair(subject, edited, name))
         if both_directions:
             pairs.append(_pair(edited, subject, f"{name}_reversed"))
+    if identity:
+        pairs += [_pair(rows[name], rows[name], f"{name}_unchanged") for name in dict.fromkeys(table["id"])]
     records = pd.DataFrame(pairs)
     check_files(records["path"], source=root / "counterfactuals.csv")
     return replace(subjects, records=records)
