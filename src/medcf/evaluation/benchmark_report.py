@@ -56,7 +56,8 @@ def fid_chart(runs: list[dict], path: Path) -> Path:
         axes.bar([p + (offset - 1) * width for p in positions], values, width=width, label=label)
     axes.set_xticks(list(positions), names)
     axes.set(ylabel="FID (EfficientNet-Lite0)", title="fine-tuning methods, lower is better")
-    axes.legend(frameon=False, fontsize=8)
+    axes.set_ylim(top=axes.get_ylim()[1] * 1.2)  # headroom: the one-row legend sits above the tallest bar
+    axes.legend(frameon=False, fontsize=8, ncols=len(bars), loc="upper center")
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png")
