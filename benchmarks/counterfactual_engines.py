@@ -8,8 +8,9 @@ pixel AUROC / NCC / Dice (after Otsu) against the true mask; `error` is the mean
 each engine for the image it was given (target row = source row; instruct: "keep the image as it is") and reports
 its mean |change|. Engines: inversion, sdedit (3 seeds), pix2pix-zero (paraphrase direction) on the shipped cxr64
 model; instruct (3 seeds) on an InstructPix2Pix model fine-tuned from it on true counterfactual pairs of training
-subjects (`medcf train --set train.method=instruct-pix2pix --set data.pairs=counterfactuals`); each also with
-Latent Drift δ at sampling. With a classifier (`medcf train-classifier`), its gradient saliency and Grad-CAM
+subjects and each subject unchanged (`medcf train --set train.method=instruct-pix2pix --set
+data.pairs=counterfactuals`; docs/tutorials/counterfactuals.md gives the recipe used); each also with Latent
+Drift δ at sampling. With a classifier (`medcf train-classifier`), its gradient saliency and Grad-CAM
 are scored on the same cases: the baselines an engine must beat.
 
     python benchmarks/counterfactual_engines.py --instruct runs/ip2p/model --classifier runs/classifier
