@@ -128,3 +128,15 @@ def test_brain_atrophy_quick_scores_both_edits_on_every_measure(tmp_path: Path) 
     ]
     assert len(rows) == 6 and all(row["patients"] == 4 for row in rows)
     assert all(row["truth"] > 0 for row in rows if row["measure"] != "cortical_signal")  # the renderer's atrophy
+
+
+@pytest.mark.slow
+def test_ct_text_modulation_quick_scores_both_models_against_the_same_truth(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    record = run_quick("ct_text_modulation", tmp_path, "--work", str(work))
+    plain, modulated = record["rows"]
+    assert plain["true shift (HU)"] == modulated["true shift (HU)"] < -10  # the renderer's never → current shift
+    assert plain["model / truth"] == pytest.approx(plain["smoking shift (HU)"] / plain["true shift (HU)"])
+    assert "text_modulation: false" in (work / "runs" / "diffusion" / "config.yaml").read_text()
+    assert "text_modulation: true" in (work / "runs" / "diffusion-text-modulation" / "config.yaml").read_text()
+    assert record["baseline"] == "trained here"

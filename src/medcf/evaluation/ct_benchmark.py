@@ -55,16 +55,17 @@ def run_ct_benchmark(
     place = {"device": placement["device"].split(":")[0], "precision": placement["precision"]}
     size, work, started = CT_SIZES["quick" if quick else "full"], Path(work), time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
-    data = _stage_data(size, work / "data")
-    vae = _stage_vae(size, data, work / "vae")
-    held_out, reference = _real_volumes(data, size.eval_samples)
+    data = stage_data(size, work / "data")
+    vae = stage_vae(size, data, work / "vae")
+    held_out, reference = real_volumes(data, size.eval_samples)
     rows, figures = [_real_row(held_out, reference)], work / "figures"
     figures.mkdir(exist_ok=True)
     for backend in BACKENDS:
         model = trained(model_overrides(size, backend, str(data), str(vae), SEED), work / "runs" / backend.lower())
         part = "generator" if backend == "GAN" else "unet"
         key = {"size": asdict(size), "seed": SEED, "weights": weights_stamp(model, part), **placement_key(place)}
-        score = partial(_score, model, backend, held_out, size, figures, precision=place["precision"], device=device)
+        score = partial(score_model, model, backend, held_out, size, figures, precision=place["precision"],
+                        device=device)  # fmt: skip
         row = cached_stage(model.parent / "scores.json", key, score)
         rows.append({"model": backend, **row, "train seconds": training_seconds(model.parent)})
     results = {
@@ -75,19 +76,19 @@ def run_ct_benchmark(
     return write_ct_benchmark(results, Path(out), f"{CT_SUITE}{'-quick' if quick else ''}", figures)
 
 
-def _stage_data(size: CtSize, folder: Path) -> Path:
+def stage_data(size: CtSize, folder: Path) -> Path:
     if not (folder / "metadata.csv").is_file():
         synthesize("ct", folder, n=size.subjects, size=size.side, seed=SEED, counterfactuals=False)
     return folder
 
 
-def _stage_vae(size: CtSize, data: Path, folder: Path) -> Path:
+def stage_vae(size: CtSize, data: Path, folder: Path) -> Path:
     if size.tiny:
         return folder  # toy models bring their own VAE
     return trained_vae(vae_overrides(size, str(data), SEED), folder)
 
 
-def _real_volumes(data: Path, count: int) -> tuple[dict, np.ndarray]:
+def real_volumes(data: Path, count: int) -> tuple[dict, np.ndarray]:
     """The first `count` held-out patients (volumes in HU and rows) and as many training volumes."""
     cohorts = load_cohorts(data, modality=MODALITY, holdout_fraction=0.1, seed=SEED)
     count = min(count, len(cohorts[HOLDOUT]))
@@ -118,9 +119,11 @@ def _distances(held_out: dict, fake: np.ndarray) -> dict[str, object]:
     }  # fmt: skip
 
 
-def _score(
+def score_model(
     model: Path, backend: str, held_out: dict, size: CtSize, figures: Path, *, precision: str, device: str
 ) -> dict[str, object]:
+    """One ct-synth row: distances of one sample per held-out row, the smoking effect beside the truth, and the
+    edits of unseen patients against their true counterfactuals (figures' arrays go to `figures`)."""
     started, template = time.perf_counter(), PromptTemplate.from_pretrained(model)
     if backend == "GAN":
         net = load_gan(model, device=device)
