@@ -24,9 +24,9 @@ from test_adapters_cxr_layouts import chexpert_kaggle, mimic_download, nih_v2020
 
 @pytest.fixture
 def medcf_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """`medcf ARGS` in this process, through the console entry point's own code (medcf.cli.main), as
-    test_hostile_inputs runs its table: an error path checked without a new interpreter's 5–8 s of imports.
-    Returns what `test_cli.medcf` (the real subprocess, kept for the paths that need one) returns."""
+    """`medcf ARGS` in this process, through the console entry point's own code (medcf.cli.main), in `cwd` if
+    given: a command checked without a new interpreter's 5–8 s of imports. Returns what `test_cli.medcf` (the real
+    subprocess, kept for the paths that need one) returns."""
     from medcf.cli import main
 
     def run(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:

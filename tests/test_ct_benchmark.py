@@ -13,6 +13,7 @@ from PIL import Image
 from medcf.config import load_config
 from medcf.data.synthetic.ct import CT_EFFECT_THRESHOLD_HU
 from medcf.editing.gan_counterfactual import gan_counterfactual
+from medcf.evaluation.ct_benchmark import stage_data
 from medcf.evaluation.ct_edits import CT_EDITS, ct_cases, ct_edit_scores, edit_ct_cases
 from medcf.evaluation.ct_report import write_ct_benchmark
 from medcf.evaluation.ct_suite import BACKENDS, CT_SIZES, model_overrides, vae_overrides
@@ -123,3 +124,11 @@ def test_the_report_marks_the_smoking_direction_and_draws_one_montage_row_per_mo
     assert f"| diffusion | {SMOKING} |" in markdown and "ct-synth_montage.png" in markdown
     with Image.open(tmp_path / "out" / "ct-synth_montage.png") as montage:
         assert montage.height > 2 * 120 > montage.height / 2  # two model rows of 120 px tiles
+
+
+def test_a_cohort_of_another_size_is_refused_not_reused(tmp_path: Path) -> None:
+    rows = "".join(f"ct{i:05d},volumes/ct{i:05d}.nii.gz\n" for i in range(24))  # a quick run's cohort
+    (tmp_path / "metadata.csv").write_text("id,path\n" + rows)
+    with pytest.raises(ValueError, match="metadata.csv: 24 subjects where this size of ct-synth needs 800"):
+        stage_data(CT_SIZES["full"], tmp_path)
+    assert stage_data(CT_SIZES["quick"], tmp_path) == tmp_path  # the quick size's own cohort is reused

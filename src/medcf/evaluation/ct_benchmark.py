@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
@@ -77,8 +78,13 @@ def run_ct_benchmark(
 
 
 def stage_data(size: CtSize, folder: Path) -> Path:
-    if not (folder / "metadata.csv").is_file():
+    """The suite's CT cohort, written unless an earlier run did; one of another size (a quick run's) is refused."""
+    table = folder / "metadata.csv"
+    if not table.is_file():
         synthesize("ct", folder, n=size.subjects, size=size.side, seed=SEED, counterfactuals=False)
+    elif (subjects := len(pd.read_csv(table))) != size.subjects:
+        raise ValueError(f"{table}: {subjects} subjects where this size of ct-synth needs {size.subjects} (a quick "
+                         "run's folder?); use another --work folder")  # fmt: skip
     return folder
 
 
