@@ -11,7 +11,7 @@ from medcf.config import config_dict, load_config, save_config
 from medcf.data.synthetic import synthesize
 from medcf.evaluation.benchmark_merge import earlier_results, merged_results, selected_runs
 from medcf.evaluation.brain_edits import EDIT_SIZES, instruct_overrides
-from medcf.evaluation.stages import cached_stage, trained, trained_vae, training_seconds
+from medcf.evaluation.stages import cached_stage, synthesized, trained, trained_vae, training_seconds
 from medcf.evaluation.suite import SUITES, base_overrides, common_overrides, slug, suite_runs
 from medcf.training.data import HOLDOUT, TRAIN, load_cohorts
 
@@ -81,6 +81,14 @@ def test_a_finished_vae_is_reused_for_its_recipe_only(tmp_path) -> None:
     assert trained_vae(recipe, tmp_path) == tmp_path / "vae"
     with pytest.raises(ValueError, match="holds a run with another config"):  # e.g. another cohort's VAE
         trained_vae(("data.root=/other", *recipe[1:]), tmp_path)
+
+
+def test_a_quick_runs_cohort_is_refused_by_a_full_run_of_any_suite(tmp_path) -> None:
+    rows = "".join(f"cxr{i:05d},images/cxr{i:05d}.png\n" for i in range(3))  # a quick run's cohort, cut short
+    (tmp_path / "metadata.csv").write_text("id,path\n" + rows)
+    with pytest.raises(ValueError, match="metadata.csv: 3 subjects where this size of cxr-synth needs 2000"):
+        synthesized("cxr-synth", "cxr", tmp_path, n=2000, size=64, seed=0, counterfactuals=False)
+    assert synthesized("cxr-synth", "cxr", tmp_path, n=3, size=64, seed=0, counterfactuals=False) == tmp_path
 
 
 def test_scores_are_cached_per_key_and_survive_a_restart(tmp_path) -> None:

@@ -23,7 +23,6 @@ from medcf.attribution.effect_pairs import cohort_anatomy_mask, cohort_pairs
 from medcf.classifier import ImageClassifier, fit_classifier, labelled_images, load_classifier, save_classifier
 from medcf.classifier.features import ClassifierFeatures
 from medcf.config import config_dict, load_config
-from medcf.data.synthetic import synthesize
 from medcf.evaluation.attribution import attribution_scores
 from medcf.evaluation.benchmark_merge import earlier_results, merged_results, selected_runs
 from medcf.evaluation.benchmark_report import write_benchmark
@@ -35,6 +34,7 @@ from medcf.evaluation.generation import distribution_scores, generate_for_rows, 
 from medcf.evaluation.stages import (
     cached_stage,
     placement_key,
+    synthesized,
     trained,
     trained_vae,
     training_seconds,
@@ -202,10 +202,8 @@ def _stage_brain_edits(
 
 def _stage_data(suite: Suite, size: SuiteSize, folder: Path) -> Path:
     """The suite's cohort; brain-synth's with its true counterfactuals (InstructPix2Pix trains on them)."""
-    if not (folder / "metadata.csv").is_file():
-        synthesize(suite.kind, folder, n=size.subjects, size=size.resolution, seed=suite.data_seed,
-                   counterfactuals=suite.kind == "brain")  # fmt: skip
-    return folder
+    return synthesized(suite.name, suite.kind, folder, n=size.subjects, size=size.resolution, seed=suite.data_seed,
+                       counterfactuals=suite.kind == "brain")  # fmt: skip
 
 
 def _stage_vae(suite: Suite, size: SuiteSize, data: Path, folder: Path) -> Path:

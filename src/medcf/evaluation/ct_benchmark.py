@@ -20,18 +20,24 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from medcf.attribution.effect_folder import effect_to_folder
-from medcf.data.synthetic import synthesize
 from medcf.data.volume import dataset_value_range, from_unit_range, read_volume, to_unit_range
 from medcf.evaluation.ct_edits import CT_EDITS, ct_cases, ct_edit_scores, edit_ct_cases
 from medcf.evaluation.ct_report import write_ct_benchmark
 from medcf.evaluation.ct_suite import BACKENDS, CT_SIZES, CT_SUITE, MODALITY, CtSize, model_overrides, vae_overrides
 from medcf.evaluation.generation import rendered_prompts
-from medcf.evaluation.stages import cached_stage, placement_key, trained, trained_vae, training_seconds, weights_stamp
+from medcf.evaluation.stages import (
+    cached_stage,
+    placement_key,
+    synthesized,
+    trained,
+    trained_vae,
+    training_seconds,
+    weights_stamp,
+)
 from medcf.metrics import EfficientNetLite0Features, fid_kid
 from medcf.metrics.volumes import axial_slices, ct_features, volume_frechet_distance
 from medcf.models import gan_generate, load_components, load_gan
@@ -78,14 +84,7 @@ def run_ct_benchmark(
 
 
 def stage_data(size: CtSize, folder: Path) -> Path:
-    """The suite's CT cohort, written unless an earlier run did; one of another size (a quick run's) is refused."""
-    table = folder / "metadata.csv"
-    if not table.is_file():
-        synthesize("ct", folder, n=size.subjects, size=size.side, seed=SEED, counterfactuals=False)
-    elif (subjects := len(pd.read_csv(table))) != size.subjects:
-        raise ValueError(f"{table}: {subjects} subjects where this size of ct-synth needs {size.subjects} (a quick "
-                         "run's folder?); use another --work folder")  # fmt: skip
-    return folder
+    return synthesized(CT_SUITE, "ct", folder, n=size.subjects, size=size.side, seed=SEED, counterfactuals=False)
 
 
 def stage_vae(size: CtSize, data: Path, folder: Path) -> Path:

@@ -9,12 +9,27 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TypeVar
 
+import pandas as pd
+
 from medcf.atomic import atomic_path
 from medcf.config import load_config
+from medcf.data.synthetic import synthesize
 from medcf.training import train, train_autoencoder
 from medcf.training.options import check_run_folder
 
 T = TypeVar("T")
+
+
+def synthesized(suite: str, kind: str, folder: Path, *, n: int, size: int, seed: int, counterfactuals: bool) -> Path:
+    """`suite`'s cohort (`medcf synth kind`) in `folder`, written unless an earlier benchmark did; a cohort of
+    another size (a quick run's work folder reused by a full run) is an error, never reused."""
+    table = folder / "metadata.csv"
+    if not table.is_file():
+        synthesize(kind, folder, n=n, size=size, seed=seed, counterfactuals=counterfactuals)
+    elif (subjects := len(pd.read_csv(table))) != n:
+        raise ValueError(f"{table}: {subjects} subjects where this size of {suite} needs {n} (a quick run's "
+                         "folder?); use another --work folder")  # fmt: skip
+    return folder
 
 
 def trained(overrides: tuple[str, ...], folder: Path) -> Path:
