@@ -29,11 +29,15 @@ RESULTS = Path(__file__).parent / "results"
 MODULATION = ("model.text_modulation=true",)
 
 
-def scored_run(size: CtSize, work: Path, name: str, extra: tuple[str, ...]) -> dict[str, object]:
-    """ct-synth's diffusion recipe plus `extra`, trained in work/runs/<name> (or reused) and scored."""
+def staged(size: CtSize, work: Path) -> tuple[Path, Path, dict]:
+    """ct-synth's data and VAE stages in `work` (reused when there) and its held-out volumes, for every run."""
     data = stage_data(size, work / "data")
-    vae = stage_vae(size, data, work / "vae")
-    held_out, _ = real_volumes(data, size.eval_samples)
+    return data, stage_vae(size, data, work / "vae"), real_volumes(data, size.eval_samples)[0]
+
+
+def scored_run(size: CtSize, work: Path, stages: tuple, name: str, extra: tuple[str, ...]) -> dict[str, object]:
+    """ct-synth's diffusion recipe plus `extra`, trained in work/runs/<name> (or reused) and scored."""
+    data, vae, held_out = stages
     model = trained((*model_overrides(size, "diffusion", str(data), str(vae), SEED), *extra), work / "runs" / name)
     figures = work / "figures" / name
     figures.mkdir(parents=True, exist_ok=True)
@@ -76,8 +80,11 @@ def main() -> None:
     size = CT_SIZES["quick" if args.quick else "full"]
     with tempfile.TemporaryDirectory(prefix="ct-modulation-") as scratch:
         work = args.work or Path(scratch)
-        plain = scored_run(size, work, "diffusion", ()) if args.quick else committed_row(args.baseline, size)
-        modulated = scored_run(size, work, "diffusion-text-modulation", MODULATION)
+        plain = None if args.quick else committed_row(args.baseline, size)  # checked before any work
+        stages = staged(size, work)
+        if plain is None:
+            plain = scored_run(size, work, stages, "diffusion", ())
+        modulated = scored_run(size, work, stages, "diffusion-text-modulation", MODULATION)
     rows = [table_row("diffusion (ct-synth)", plain), table_row("diffusion + text modulation", modulated)]
     summary = {"suite sizes": json.dumps(asdict(size)), "seed": SEED, "extra override": " ".join(MODULATION),
                "baseline": "trained here" if args.quick else str(args.baseline.name)}  # fmt: skip
