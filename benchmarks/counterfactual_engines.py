@@ -17,6 +17,13 @@ are scored on the same cases: the baselines an engine must beat.
     python benchmarks/counterfactual_engines.py --engines none --classifier runs/classifier --merge
     python benchmarks/counterfactual_engines.py --quick                               # tiny models, CI smoke
 
+Four reference rows come first for each finding. Three ceilings: the true counterpart itself (|x − x_healthy|: no
+map of the change scores higher), and the VAE round trip of the true pair, what an engine landing exactly on the
+true healthy latent E(x_healthy) gives, decoded (x − D(E(x_healthy)): the decoded engines' ceiling, whose null edit
+is the VAE's reconstruction error) and as a residual (D(E(x)) − D(E(x_healthy)): the residual engines' ceiling).
+One floor: no edit at all, x − D(E(x)), the VAE's reconstruction error as a map, which a decoded engine's map
+contains whatever it edits.
+
 `--residual` scores each engine's residual edit instead, x + D(ẑ_healthy) − D(ẑ_source) (rows "<engine> residual").
 `--merge` keeps the rows of the engines not run from the existing results file (same cases and options), so one
 engine, or the baselines, can be added without rerunning the others.
@@ -41,6 +48,7 @@ from medcf.editing.rows import healthy_instructions
 from medcf.evaluation.attribution import binary_findings
 from medcf.models import load_components, tiny_components
 from medcf.models.instruct import widen_for_source_image
+from medcf.models.latents import decode_latents, encode_images
 from medcf.pretrained import pretrained_path
 from medcf.prompts import PromptTemplate
 from medcf.prompts.instructions import NO_CHANGE
@@ -49,6 +57,7 @@ OPTIONS = {"strength": 0.6, "num_inference_steps": 25, "guidance_scale": 3.0, "p
 SEEDS = {"inversion": (0,), "pix2pix-zero": (0,), "sdedit": (0, 1, 2), "instruct": (0, 1, 2)}
 BASELINES = {"gradient saliency": gradient_saliency, "Grad-CAM": grad_cam}
 NOT_AN_EDIT = {"error": "-", "outside": "-", "null edit": "-"}  # a classifier map has no counterpart to score
+REFERENCES = ("true counterpart", "VAE round trip", "VAE round trip residual", "no edit (VAE error)")
 
 
 def engine_inputs(engine: str, template: PromptTemplate, rows: list[dict], *, null: bool) -> dict[str, object]:
@@ -81,6 +90,33 @@ def score(engine: str, components, template, cases, drift: float, residual: bool
         "outside": float(((counterpart - cases.images).abs() / 2)[outside].mean()),
         "null edit": float((null - cases.images).abs().mean() / 2),
     }
+
+
+def reference_rows(components, finding: str, cases) -> list[dict[str, object]]:
+    """The true counterpart, the VAE round trip of the true pair (decoded and residual) and the unedited round
+    trip, each scored as an engine's counterpart (with the image it gives back on a null edit)."""
+    x, healthy = cases.images, cases.healthy
+    with torch.no_grad():
+        decoded_x, decoded_healthy = (round_trip(components, images) for images in (x, healthy))
+    counterparts = {
+        "true counterpart": (healthy, x),
+        "VAE round trip": (decoded_healthy, decoded_x),
+        "VAE round trip residual": (x + decoded_healthy - decoded_x, x),
+        "no edit (VAE error)": (decoded_x, decoded_x),
+    }
+    outside, rows = cases.masks == 0, []
+    for name, (counterpart, null) in counterparts.items():
+        scores = score_maps((x - counterpart) / 2, cases.masks)
+        error, change = (counterpart - healthy).abs().mean() / 2, ((counterpart - x).abs() / 2)[outside].mean()
+        scores |= {"error": float(error), "outside": float(change), "null edit": float((null - x).abs().mean() / 2)}
+        rows.append({"finding": finding, "engine": name, "δ": "-", **scores})
+    return rows
+
+
+def round_trip(components, images: torch.Tensor) -> torch.Tensor:
+    """D(E(x)) at the posterior mean, grey."""
+    latents = encode_images(components, images, sample=False)
+    return decode_latents(components, latents, channels=images.shape[1])
 
 
 def baseline_rows(classifier, finding: str, cases) -> list[dict[str, object]]:
@@ -123,6 +159,7 @@ def main() -> None:
     rows = []
     for finding in binary_findings("cxr"):
         found = finding_cases(finding, n=cases, size=size, seed=0)
+        rows += reference_rows(text_to_image, finding, found)
         for engine, components in models.items():
             for drift in (0.0, args.drift):
                 scores = score(engine, components, template, found, drift, args.residual)
@@ -147,10 +184,10 @@ def merged(path: Path, summary: dict, rows: list[dict]) -> tuple[dict, list[dict
     for key in ("cases per finding", "image size", "Latent Drift δ", *OPTIONS):
         if key in earlier and key in summary and earlier[key] != summary[key]:
             raise SystemExit(f"{path}: {key} = {earlier[key]} there, {summary[key]} now; rerun every engine")
-    rerun = {row["engine"] for row in rows}
+    rerun = {row["engine"] for row in rows}  # the reference rows are always recomputed
     kept = [row for row in earlier["rows"] if row["engine"] not in rerun]
     findings = list(dict.fromkeys(row["finding"] for row in earlier["rows"] + rows))
-    engines = list(dict.fromkeys(row["engine"] for row in earlier["rows"] + rows))
+    engines = list(dict.fromkeys([*REFERENCES, *(row["engine"] for row in earlier["rows"] + rows)]))
     combined = sorted(kept + rows, key=lambda row: (findings.index(row["finding"]), engines.index(row["engine"])))
     new = {key: value for key, value in summary.items() if value != "none"}
     return {**{k: v for k, v in earlier.items() if k not in ("rows", "environment")}, **new}, combined

@@ -25,9 +25,9 @@ def test_counterfactual_runs_from_the_command_line(tmp_path: Path) -> None:
     assert f"counterfactual: {out / 'counterfactual.png'}" in result.stdout
     settings = json.loads((out / "settings.json").read_text())
     assert settings["source prompt"] == "Chest X-ray: Patient age: 70. Pleural effusion."  # no template: table style
-    assert medcf("counterfactual", *args, "--steps", 2, "--residual", "--out", tmp_path / "r").returncode == 0
-    assert json.loads((tmp_path / "r" / "settings.json").read_text())["residual"] is True
-    assert not settings["residual"]
+    assert medcf("counterfactual", *args, "--steps", 2, "--no-residual", "--out", tmp_path / "r").returncode == 0
+    assert json.loads((tmp_path / "r" / "settings.json").read_text())["residual"] is False
+    assert settings["residual"] is True  # the default: a null edit gives the image back
 
 
 @pytest.mark.parametrize(

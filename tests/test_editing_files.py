@@ -91,6 +91,19 @@ def test_a_dicom_counterfactual_is_written_back_anonymous_at_its_geometry(model:
         counterfactual_to_folder(model, source, ["nodule=absent"], out, **FAST)
 
 
+def test_the_default_counterfactual_gives_a_null_edit_back(model: Path, tmp_path: Path) -> None:
+    # issue 22: a null edit (target row = source row) should change under 0.005 of the range by default
+    image = _png(tmp_path / "x.png", np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32))
+    changes = {}
+    for residual, options in ((True, {}), (False, {"residual": False})):  # True: the default
+        out = counterfactual_to_folder(model, image, ["age=40"], tmp_path / f"{residual}", row=["age=40"],
+                                       **options, **FAST)  # fmt: skip
+        edited, original = (read_image(out / name).pixels for name in ("counterfactual.png", "original.png"))
+        changes[residual] = np.abs(edited - original).mean()
+        assert json.loads((out / "settings.json").read_text())["residual"] is residual
+    assert changes[True] < 1e-4 and changes[False] > 0.005  # without the residual: the tiny VAE's error
+
+
 def test_a_masked_counterfactual_changes_the_mask_only(model: Path, tmp_path: Path) -> None:
     image = _png(tmp_path / "x.png", np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32))
     mask = _square_mask(tmp_path / "m.png")

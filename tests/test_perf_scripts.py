@@ -94,13 +94,21 @@ def test_gpu_quick_measures_every_row_on_the_cpu(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_counterfactual_engines_quick_scores_every_engine_and_merges_a_rerun(tmp_path: Path) -> None:
     record = run_quick("counterfactual_engines", tmp_path)
-    per_finding = [(engine, drift) for engine in ("inversion", "sdedit", "pix2pix-zero", "instruct")
-                   for drift in (0.0, 0.05)] + [("gradient saliency", "-"), ("Grad-CAM", "-")]  # fmt: skip
+    references = ("true counterpart", "VAE round trip", "VAE round trip residual", "no edit (VAE error)")
+    engines = [(name, drift) for name in ("inversion", "sdedit", "pix2pix-zero", "instruct") for drift in (0.0, 0.05)]
+    per_finding = [(name, "-") for name in references] + engines + [("gradient saliency", "-"), ("Grad-CAM", "-")]
     findings = ["nodule", "consolidation", "pleural_effusion", "cardiomegaly"]
     assert [(row["finding"], row["engine"], row["δ"]) for row in record["rows"]] == [
         (finding, *engine) for finding in findings for engine in per_finding
     ]
     assert all(0 <= row["auroc"] <= 1 for row in record["rows"])
+    truth = [row for row in record["rows"] if row["engine"] == "true counterpart"]
+    assert all(row["auroc"] > 0.99 and row["error"] == row["null edit"] == 0 for row in truth)  # the masks' own map
+    by_engine = {(row["finding"], row["engine"]): row for row in record["rows"]}
+    for finding in findings:  # the untrained VAE's round trip errs everywhere; its residual cancels most of that
+        decoded, residual = by_engine[finding, "VAE round trip"], by_engine[finding, "VAE round trip residual"]
+        assert decoded["null edit"] > 0.01 and residual["outside"] < decoded["outside"] / 2
+        assert by_engine[finding, "no edit (VAE error)"]["null edit"] == decoded["null edit"]  # the same D(E(x))
     first = {(row["finding"], row["engine"], row["δ"]): row for row in record["rows"]}
     merged = run_quick("counterfactual_engines", tmp_path, "--engines", "sdedit", "--merge")
     again = {(row["finding"], row["engine"], row["δ"]): row for row in merged["rows"]}

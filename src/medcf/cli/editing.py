@@ -55,7 +55,8 @@ ResidualOption = Annotated[
     bool,
     typer.Option(
         help="Return x + D(edit) − D(reconstruction): the VAE's and inversion's reconstruction error cancels and a "
-        "null edit gives the image back exactly (twice the time).",
+        "null edit gives the image back exactly (twice the time). --no-residual returns the decoded edit, which "
+        "carries the VAE's error everywhere (0.018 of the range on cxr64, more on small findings).",
     ),
 ]
 IndexOption = Annotated[
@@ -97,7 +98,7 @@ def counterfactual_command(
     null_text: Annotated[bool, typer.Option(help="Null-text inversion for fidelity (slower).")] = False,
     cross_attention_guidance: CrossAttentionGuidanceOption = None,
     image_guidance: ImageGuidanceOption = None,
-    residual: ResidualOption = False,
+    residual: ResidualOption = True,
     patient_info: PatientInfoOption = None,
     mask: Annotated[Path | None, typer.Option(help="Only this region may change (white on black).")] = None,
     index: IndexOption = None,
@@ -191,7 +192,7 @@ def attribute(
     drift: DriftOption = "0",
     cross_attention_guidance: CrossAttentionGuidanceOption = None,
     image_guidance: ImageGuidanceOption = None,
-    residual: ResidualOption = False,
+    residual: ResidualOption = True,
     sigma: Annotated[float, typer.Option(help="Gaussian smoothing of the map, pixels.")] = 1.0,
     anatomy_mask: Annotated[Path | None, typer.Option(help="Keep the map inside this mask only.")] = None,
     finding: Annotated[

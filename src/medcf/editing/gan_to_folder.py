@@ -29,7 +29,7 @@ def gan_counterfactual_to_folder(
     *,
     row: Sequence[str] = (),
     steps: int = 200,
-    residual: bool = False,
+    residual: bool = True,
     index: int | None = None,
     device: str = "auto",
     precision: str = "auto",

@@ -36,7 +36,7 @@ def counterfactual_volume_to_folder(
     num_inference_steps: int = 50,
     guidance_scale: float = 3.0,
     latent_drift: float | Sequence[float] = 0.0,
-    residual: bool = False,
+    residual: bool = True,
     device: str = "auto",
     precision: str = "auto",
     show_names: bool = False,
