@@ -11,6 +11,7 @@ pipeline cannot sample it: it draws `unet.config.in_channels` noise channels and
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,7 +108,12 @@ def saved_scheduler(components: Components) -> SchedulerMixin:
             f"scheduler/scheduler_config.json names {name!r}, not one of diffusers' DDPM-compatible schedulers "
             f"({', '.join(sorted(classes))}); medcf trains DDPM-style models only"
         )
-    return classes[name].from_config({**components.sampler_config, "prediction_type": config.prediction_type})
+    trained = {"prediction_type": config.prediction_type}
+    if config.get("rescale_betas_zero_snr"):  # trained on a zero-terminal-SNR schedule: sample it from t = T
+        if "rescale_betas_zero_snr" not in inspect.signature(classes[name]).parameters:
+            raise ValueError(f"{name} has no zero-terminal-SNR schedule; drop train.zero_terminal_snr for this model")
+        trained |= {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing"}
+    return classes[name].from_config({**components.sampler_config, **trained})
 
 
 def load_vae(path: str | Path, *, dtype: torch.dtype = torch.float32) -> AutoencoderKL | VolumeAutoencoderKL:

@@ -82,6 +82,7 @@ def setup_run(config: Config, folder: Path) -> Run:
         **dataclasses.asdict(config.model),
         resolution=data_config.resolution,
         prediction_type=train_config.prediction_type,
+        zero_terminal_snr=train_config.zero_terminal_snr,
         seed=train_config.seed,
     )
     for name in TRAINABLE:

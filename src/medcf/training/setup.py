@@ -18,6 +18,7 @@ from medcf.models import (
     tiny_volume_components,
     vae_scale_factor,
 )
+from medcf.models.components import saved_scheduler
 from medcf.training.loss import PREDICTION_TYPES
 
 
@@ -33,13 +34,17 @@ def build_components(
     spatial_dims: int = 2,
     resolution: int = 64,
     prediction_type: str = "epsilon",
+    zero_terminal_snr: bool = False,
     seed: int = 0,
 ) -> Components:
-    """Components to train: loaded from `pretrained`, else built (seeded) from scratch; `vae` replaces the VAE."""
+    """Components to train: loaded from `pretrained`, else built (seeded) from scratch; `vae` replaces the VAE.
+    `zero_terminal_snr` rescales the noise schedule (Lin et al. 2024; `training_noise_schedule`)."""
     if backend != "diffusion":
         raise ValueError(f"model.backend={backend}: GAN models are built by medcf.training.gan_loop.train_gan")
     if prediction_type not in PREDICTION_TYPES:
         raise ValueError(f"train.prediction_type={prediction_type!r}: choose one of {PREDICTION_TYPES}")
+    if zero_terminal_snr and prediction_type != "v_prediction":  # at SNR 0 the input is ε itself: nothing to predict
+        raise ValueError("train.zero_terminal_snr=true needs train.prediction_type=v_prediction (Lin et al. 2024)")
     if pretrained:
         if mask_conditioning or text_modulation:
             raise ValueError(
@@ -64,9 +69,16 @@ def build_components(
         components.vae = load_vae(vae)
         if isinstance(components.vae, VolumeAutoencoderKL) != is_volume_model(components.unet):
             raise ValueError(f"model.vae={vae} and the model differ in dimensions (2-D / 3-D); set model.spatial_dims")
-    # The prediction type is a property of the trained U-Net, saved with its scheduler config.
-    components.scheduler = DDPMScheduler.from_config(components.scheduler.config, prediction_type=prediction_type)
+    components.scheduler = training_noise_schedule(components.scheduler, prediction_type, zero_terminal_snr)
+    saved_scheduler(components)  # a folder's sampler that cannot carry the schedule is refused now, not at the end
     return components
+
+
+def training_noise_schedule(scheduler: DDPMScheduler, prediction_type: str, zero_terminal_snr: bool) -> DDPMScheduler:
+    """The schedule the U-Net is trained on, saved with its scheduler config: the prediction type and, with
+    `zero_terminal_snr`, betas rescaled to ᾱ_T = 0 and samplers starting at t = T (Lin et al. 2024, §3.1–3.3)."""
+    schedule = {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing"} if zero_terminal_snr else {}
+    return DDPMScheduler.from_config(scheduler.config, prediction_type=prediction_type, **schedule)
 
 
 def _volume_components(
