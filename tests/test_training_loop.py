@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from diffusers import StableDiffusionPipeline
 from safetensors.torch import load_file
 
-from medcf.config import Config, load_config
+from medcf.config import Config, config_dict, load_config
 from medcf.models import load_components
 from medcf.prompts import PromptTemplate
 from medcf.training import train
 from medcf.training.data import HOLDOUT
+from medcf.training.options import check_run_folder
 from medcf.training.run import training_datasets
 from medcf.training.setup import build_components
 from medcf.training.validation import held_out_loss
@@ -101,6 +103,17 @@ def test_a_run_folder_refuses_another_config(tmp_path: Path, cxr_synth_root: Pat
             tmp_path / "run",
             progress=False,
         )
+
+
+def test_a_run_saved_before_a_config_field_existed_is_still_its_own_run(tmp_path: Path, cxr_synth_root: Path) -> None:
+    config = tiny_config(cxr_synth_root, "train.max_steps=1")
+    (tmp_path / "run").mkdir()
+    saved = config_dict(config)
+    del saved["train"]["zero_terminal_snr"]  # a config.yaml written by an older medcf, the field at its default
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(saved))
+    check_run_folder(config, tmp_path / "run")
+    with pytest.raises(ValueError, match="holds a run with another config"):
+        check_run_folder(tiny_config(cxr_synth_root, "train.max_steps=1", "train.seed=1"), tmp_path / "run")
 
 
 def test_mask_conditioned_model_trains_on_the_masks(tmp_path: Path, cxr_synth_root: Path) -> None:

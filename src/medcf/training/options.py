@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from accelerate import Accelerator
 
-from medcf.config import Config, config_dict
+from medcf.config import Config, config_dict, load_config
 
 
 def check_options(config: Config, accelerator: Accelerator, folder: Path) -> None:
@@ -37,8 +36,8 @@ def check_run_folder(config: Config, folder: Path) -> None:
     if folder.is_dir() and any(folder.iterdir()) and not saved.is_file():
         raise ValueError(f"{folder} ({folder.resolve()}): a folder of other files, not a medcf run; pass a new --out")
     if saved.is_file():
-        before = yaml.safe_load(saved.read_text())
-        now = config_dict(config)
+        # read as a Config: a field added to medcf since (at its default) is no reason to refuse the run
+        before, now = config_dict(load_config(saved)), config_dict(config)
         for values in (before, now):
             values["train"].pop("max_steps", None)  # a finished run may be extended with more steps
             values.pop("sample", None)
