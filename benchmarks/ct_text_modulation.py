@@ -1,13 +1,15 @@
 """DGM-VLC's text-visual modulation on ct-synth's 3-D diffusion model (issue 23): with the prompt scaling and
 shifting every ResNet block's features (γ·h + β, `model.text_modulation=true`), does the model learn the smoking
-shift that the plain recipe misses?
+shift that the plain recipe misses? And with a zero-terminal-SNR schedule besides (Lin et al., WACV 2024:
+`train.zero_terminal_snr=true`, plain v-prediction loss), which stops the model from reading an image-wide intensity,
+such as a lung's mean HU, off the noise at t = T instead of from the prompt?
 
 ct-synth's full stages (800 volumes, its 3-D VAE; pass `medcf benchmark --suite ct-synth`'s work folder as --work to
-reuse them) and its diffusion recipe plus `model.text_modulation=true`, scored as ct-synth scores a model
-(medcf.evaluation.ct_benchmark.score_model), beside the plain diffusion row of the committed
-benchmarks/results/ct-synth.json (same sizes and seed; --quick trains the plain tiny model too).
+reuse them) and its diffusion recipe plus each recipe's overrides, scored as ct-synth scores a model
+(medcf.evaluation.ct_benchmark.score_model; scores cached beside each run), beside the plain diffusion row of the
+committed benchmarks/results/ct-synth.json (same sizes and seed; --quick trains the plain tiny model too).
 
-    python benchmarks/ct_text_modulation.py --work runs/ct-synth      # ~40 min on 2 CPUs
+    python benchmarks/ct_text_modulation.py --work runs/ct-synth      # ~40 min per recipe on 2 CPUs
     python benchmarks/ct_text_modulation.py --quick                    # tiny models: the CI smoke test
 """
 
@@ -23,10 +25,17 @@ from results_table import write_results
 
 from medcf.evaluation.ct_benchmark import SEED, real_volumes, score_model, stage_data, stage_vae
 from medcf.evaluation.ct_suite import CT_SIZES, CtSize, model_overrides
-from medcf.evaluation.stages import trained, training_seconds
+from medcf.evaluation.stages import cached_stage, trained, training_seconds, weights_stamp
 
 RESULTS = Path(__file__).parent / "results"
 MODULATION = ("model.text_modulation=true",)
+# Min-SNR-γ weighs t ≈ T by SNR/(SNR + 1) ≈ 0 under v-prediction: off, so the steps that need the prompt most train
+ZERO_SNR = (*MODULATION, "train.zero_terminal_snr=true", "train.snr_gamma=0")
+PLAIN = "diffusion (ct-synth)"
+RECIPES = {  # table row → (run folder, overrides added to ct-synth's diffusion recipe)
+    "diffusion + text modulation": ("diffusion-text-modulation", MODULATION),
+    "diffusion + text modulation + zero terminal SNR": ("diffusion-zero-snr", ZERO_SNR),
+}
 
 
 def staged(size: CtSize, work: Path) -> tuple[Path, Path, dict]:
@@ -35,13 +44,19 @@ def staged(size: CtSize, work: Path) -> tuple[Path, Path, dict]:
     return data, stage_vae(size, data, work / "vae"), real_volumes(data, size.eval_samples)[0]
 
 
-def scored_run(size: CtSize, work: Path, stages: tuple, name: str, extra: tuple[str, ...]) -> dict[str, object]:
-    """ct-synth's diffusion recipe plus `extra`, trained in work/runs/<name> (or reused) and scored."""
-    data, vae, held_out = stages
-    model = trained((*model_overrides(size, "diffusion", str(data), str(vae), SEED), *extra), work / "runs" / name)
-    figures = work / "figures" / name
+def trained_run(size: CtSize, work: Path, stages: tuple, name: str, extra: tuple[str, ...]) -> Path:
+    """ct-synth's diffusion recipe plus `extra`, trained in work/runs/<name> (or reused): its model folder."""
+    data, vae, _ = stages
+    return trained((*model_overrides(size, "diffusion", str(data), str(vae), SEED), *extra), work / "runs" / name)
+
+
+def scored(size: CtSize, work: Path, held_out: dict, model: Path) -> dict[str, object]:
+    """ct-synth's scores of `model` (cached beside its run, keyed by its weights) and its training time."""
+    figures = work / "figures" / model.parent.name
     figures.mkdir(parents=True, exist_ok=True)
-    row = score_model(model, "diffusion", held_out, size, figures, precision="fp32", device="cpu")
+    key = {"size": asdict(size), "seed": SEED, "weights": weights_stamp(model)}
+    row = cached_stage(model.parent / "scores.json", key, lambda: score_model(
+        model, "diffusion", held_out, size, figures, precision="fp32", device="cpu"))  # fmt: skip
     return {**row, "train seconds": training_seconds(model.parent)}
 
 
@@ -80,17 +95,18 @@ def main() -> None:
     size = CT_SIZES["quick" if args.quick else "full"]
     with tempfile.TemporaryDirectory(prefix="ct-modulation-") as scratch:
         work = args.work or Path(scratch)
-        plain = None if args.quick else committed_row(args.baseline, size)  # checked before any work
+        committed = {} if args.quick else {PLAIN: committed_row(args.baseline, size)}  # checked before any work
         stages = staged(size, work)
-        if plain is None:
-            plain = scored_run(size, work, stages, "diffusion", ())
-        modulated = scored_run(size, work, stages, "diffusion-text-modulation", MODULATION)
-    rows = [table_row("diffusion (ct-synth)", plain), table_row("diffusion + text modulation", modulated)]
-    summary = {"suite sizes": json.dumps(asdict(size)), "seed": SEED, "extra override": " ".join(MODULATION),
+        recipes = ({} if committed else {PLAIN: ("diffusion", ())}) | RECIPES
+        models = {row: trained_run(size, work, stages, *recipe) for row, recipe in recipes.items()}  # train first
+        scores = committed | {row: scored(size, work, stages[2], model) for row, model in models.items()}
+    rows = [table_row(row, score) for row, score in scores.items()]
+    summary = {"suite sizes": json.dumps(asdict(size)), "seed": SEED,
+               **{f"overrides: {row}": " ".join(extra) for row, (_, extra) in RECIPES.items()},
                "baseline": "trained here" if args.quick else str(args.baseline.name)}  # fmt: skip
     name = "ct_text_modulation-quick" if args.quick else "ct_text_modulation"
-    write_results(summary, args.out, name, "Text modulation on ct-synth's diffusion model", __doc__.split("\n\n")[0],
-                  rows)  # fmt: skip
+    title = "Text modulation and zero terminal SNR on ct-synth's diffusion model"
+    write_results(summary, args.out, name, title, __doc__.split("\n\n")[0], rows)
 
 
 if __name__ == "__main__":

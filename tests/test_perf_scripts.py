@@ -142,9 +142,16 @@ def test_brain_atrophy_quick_scores_both_edits_on_every_measure(tmp_path: Path) 
 def test_ct_text_modulation_quick_scores_both_models_against_the_same_truth(tmp_path: Path) -> None:
     work = tmp_path / "work"
     record = run_quick("ct_text_modulation", tmp_path, "--work", str(work))
-    plain, modulated = record["rows"]
-    assert plain["true shift (HU)"] == modulated["true shift (HU)"] < -10  # the renderer's never → current shift
+    plain, modulated, zero_snr = record["rows"]
+    assert plain["true shift (HU)"] == modulated["true shift (HU)"] == zero_snr["true shift (HU)"] < -10  # the truth
     assert plain["model / truth"] == pytest.approx(plain["smoking shift (HU)"] / plain["true shift (HU)"])
-    assert "text_modulation: false" in (work / "runs" / "diffusion" / "config.yaml").read_text()
-    assert "text_modulation: true" in (work / "runs" / "diffusion-text-modulation" / "config.yaml").read_text()
+    configs = {name: (work / "runs" / name / "config.yaml").read_text() for name in
+               ("diffusion", "diffusion-text-modulation", "diffusion-zero-snr")}  # fmt: skip
+    assert "text_modulation: false" in configs["diffusion"]
+    assert "text_modulation: true" in configs["diffusion-text-modulation"]
+    assert "zero_terminal_snr: false" in configs["diffusion-text-modulation"]
+    assert "zero_terminal_snr: true" in configs["diffusion-zero-snr"]
+    assert "snr_gamma: 0.0" in configs["diffusion-zero-snr"]
+    scores = json.loads((work / "runs" / "diffusion-zero-snr" / "scores.json").read_text())  # cached by weights
+    assert [row["smoking effect"]["mean_shift"] for row in scores.values()] == [zero_snr["smoking shift (HU)"]]
     assert record["baseline"] == "trained here"

@@ -70,8 +70,8 @@ class TrainConfig:
     prediction_type: str = "epsilon"  # epsilon | v_prediction (Salimans & Ho 2022)
     snr_gamma: float = 0.0  # Min-SNR-γ loss weighting (Hang et al. 2023, arXiv:2303.09556), 5.0 typical; 0 = off
     # Zero terminal SNR (Lin et al., WACV 2024): betas rescaled so that t = T is pure noise, sampled from t = T
-    # ("trailing" steps); needs v_prediction. Without it z_T keeps √ᾱ_T ≈ 0.07 of the image, so a model reads an
-    # image-wide intensity (a lung's mean HU) off the noise instead of the prompt. Min-SNR-γ gives t ≈ T no weight.
+    # ("trailing" steps); needs v_prediction. Without it z_T keeps √ᾱ_T ≈ 0.07 of the image, so a model can read an
+    # image-wide brightness off the noise instead of the prompt. Min-SNR-γ gives t ≈ T no weight.
     zero_terminal_snr: bool = False
     latent_drift: float | list[float] = 0.0  # δ of Latent Drifting (scalar or one per latent channel)
     drift_target: str = "shifted"  # shifted: regress ε + δ | plain: regress ε (why: training/loss.py)
