@@ -15,8 +15,9 @@ from medcf.config import load_config
 from medcf.data import ImageTextDataset, collate_items
 from medcf.data.adapters import oasis2
 from medcf.data.pairs import counterfactual_pairs, longitudinal_image_pairs, pairs_table
+from medcf.editing import counterfactual
 from medcf.generate import generate, instruct_edit
-from medcf.models import load_components, save_components, tiny_components
+from medcf.models import decode_latents, encode_images, load_components, save_components, tiny_components
 from medcf.models.instruct import is_instruct, widen_for_source_image
 from medcf.prompts import PromptTemplate
 from medcf.prompts.edits import apply_edit
@@ -120,6 +121,27 @@ def test_the_widened_unet_predicts_as_before_and_samples_as_the_vanilla_pipeline
     torch.testing.assert_close((ours + 1) / 2, theirs, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="edits given images; use `medcf counterfactual --engine instruct`"):
         generate(loaded, ["a chest X-ray"], num_inference_steps=1)
+
+
+def test_below_strength_one_the_instruct_engine_starts_from_the_noised_source() -> None:
+    components = tiny_components()
+    widen_for_source_image(components.unet)
+    with torch.no_grad():
+        components.unet.conv_in.weight.normal_(0, 0.1)
+    images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    instructions, options = ["remove the nodule"] * 2, {"num_inference_steps": 10, "guidance_scale": 3.0}
+    runs = {
+        strength: counterfactual(components, images, ["a", "a"], instructions, engine="instruct", strength=strength,
+                                 generator=torch.Generator().manual_seed(0), **options)
+        for strength in (0.1, 0.5, 1.0)
+    }  # fmt: skip
+    reconstruction = decode_latents(components, encode_images(components, images, sample=False))
+    distances = [(runs[s] - reconstruction).abs().mean().item() for s in (0.1, 0.5, 1.0)]
+    assert distances[0] < distances[1] < distances[2]  # SDEdit's t₀ = strength·T: the less, the closer to the source
+    from_noise = instruct_edit(components, images, instructions, generator=torch.Generator().manual_seed(0), **options)
+    torch.testing.assert_close(runs[1.0], from_noise)  # strength 1: the paper's edit from pure noise
+    with pytest.raises(ValueError, match="pass z_t at timesteps"):
+        instruct_edit(components, images, instructions, timesteps=torch.tensor([500, 250]))
 
 
 def test_conditioning_dropout_drops_text_image_and_both_equally_often() -> None:

@@ -225,9 +225,12 @@ def instruct_edit(
     scheduler: str = "ddim",
     generator: torch.Generator | None = None,
     latents: torch.Tensor | None = None,
+    timesteps: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """InstructPix2Pix (Brooks et al., CVPR 2023): source images (B, C, H, W) in [-1, 1] edited by one instruction
-    each → images in [-1, 1]; `latents` fixes the initial noise (B, C_z, h, w). Image and text guidance (Eq. 3):
+    each → images in [-1, 1]; `latents` fixes the initial noise (B, C_z, h, w). With `timesteps`, the last steps of
+    the sampler's, `latents` is the state z_t at timesteps[0] (an SDEdit start, editing.counterfactual's strength)
+    and is denoised from there as given. Image and text guidance (Eq. 3):
 
         ε̃ = ε(z, ∅, ∅) + s_I · (ε(z, c_I, ∅) − ε(z, ∅, ∅)) + s_T · (ε(z, c_I, c_T) − ε(z, c_I, ∅))
 
@@ -247,8 +250,13 @@ def instruct_edit(
     text = encode_prompts(components, [*instructions, *[NULL_PROMPT] * len(instructions)])
     embeds = torch.cat([text, text[len(instructions) :]])  # [c_T, ∅, ∅]
     condition = torch.cat([image, image, torch.zeros_like(image)])  # [c_I, c_I, ∅]
-    latents = initial_latents(components, tuple(image.shape), sampler, drift, generator, latents)
-    for t in sampler.timesteps:
+    if timesteps is None:
+        latents = initial_latents(components, tuple(image.shape), sampler, drift, generator, latents)
+        timesteps = sampler.timesteps
+    elif latents is None or latents.shape != image.shape:
+        raise ValueError(f"timesteps given: pass z_t at timesteps[0] as latents, shaped {tuple(image.shape)}")
+    latents = latents.to(unet.device, unet.dtype)
+    for t in timesteps:
         model_input = torch.cat([sampler.scale_model_input(torch.cat([latents] * 3), t), condition], dim=1)
         full, image_only, neither = unet(model_input, t, encoder_hidden_states=embeds).sample.chunk(3)
         noise_pred = neither + image_guidance_scale * (image_only - neither) + guidance_scale * (full - image_only)

@@ -81,7 +81,8 @@ def counterfactual(
 
     instruct only: an InstructPix2Pix model (train.method=instruct-pix2pix) regenerates the image from noise under
     `target_prompts`, which are the instructions (`editing.edit_instructions`), with `guidance_scale` on the text
-    and `image_guidance_scale` (default 1.5) on the image (`medcf.generate.instruct_edit`); strength is unused.
+    and `image_guidance_scale` (default 1.5) on the image (`medcf.generate.instruct_edit`); strength < 1 starts it
+    from the source latent noised to t₀ = strength·T, as sdedit does, instead of from pure noise.
 
     `residual`: the edit as a difference of two decodes added to the image (module docstring); sdedit and instruct
     then need a `generator`, so that both passes draw the same noise.
@@ -152,10 +153,12 @@ def _edit(
 ) -> torch.Tensor:
     """One pass of `engine` (`counterfactual`'s arguments, checked there)."""
     if engine == "instruct":
+        start = {} if strength == 1 else _instruct_start(components, images, latent_drift, num_inference_steps,
+                                                         strength, generator)  # fmt: skip
         edited = instruct_edit(
             components, images, target_prompts, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
             image_guidance_scale=IMAGE_GUIDANCE if image_guidance_scale is None else image_guidance_scale,
-            latent_drift=latent_drift, generator=generator,
+            latent_drift=latent_drift, generator=generator, **start,
         ).to(images)  # fmt: skip
         return edited if mask is None else paste(images, edited, check_mask(mask.to(images.device), images))
     unet = components.unet
@@ -233,6 +236,25 @@ def _regularizer(engine: str, noise_regularization: bool | None, drift: torch.Te
     if engine != "pix2pix-zero" or noise_regularization is False:
         return None
     return partial(regularize_noise, mean=drift, generator=torch.Generator().manual_seed(0))
+
+
+def _instruct_start(
+    components: Components,
+    images: torch.Tensor,
+    latent_drift: float | Sequence[float],
+    num_inference_steps: int,
+    strength: float,
+    generator: torch.Generator | None,
+) -> dict[str, torch.Tensor]:
+    """`instruct_edit`'s start below pure noise: the source latent noised to t₀ = strength·T as SDEdit noises it."""
+    unet = components.unet
+    latents = encode_images(components, images.to(unet.device, unet.dtype), sample=False)
+    drift = drift_tensor(latent_drift, latent_channels(components)).to(unet.device, unet.dtype)
+    steps = inversion_steps(num_inference_steps, strength)
+    start = _sdedit_start(components, latents, drift, num_inference_steps, steps, generator)[0]
+    sampler = sampling_scheduler(components, "ddim")
+    sampler.set_timesteps(num_inference_steps, device=unet.device)
+    return {"latents": start, "timesteps": sampler.timesteps[-steps:]}
 
 
 def _sdedit_start(

@@ -130,6 +130,8 @@ def _scored_edit(
     seed: int,
 ) -> dict[str, object]:
     sampler = {**SAMPLER, "num_inference_steps": edits.num_inference_steps, "latent_drift": delta}
+    if run.engine == "instruct":  # from pure noise, as the paper edits and as the committed brain-synth rows were made
+        sampler["strength"] = 1.0
     with inference_precision(precision, components.unet.device):
         edited = edit_cases(components, template, cases, changes, engine=run.engine, seed=seed, **sampler)
     atrophy = atrophy_rows(cases, edited, per=per, seed=seed)
