@@ -14,7 +14,8 @@ Four engines, all with Latent Drift δ and an optional mask that keeps everythin
   and source paraphrase sets (`direction_prompts`), each step nudged to keep the cross-attention maps of the
   source's reconstruction. Deterministic.
 - "instruct" (Brooks et al., CVPR 2023): an InstructPix2Pix model, trained on image pairs, regenerates the image
-  from noise under an instruction written from the two clinical rows, guided by the image and by the text.
+  under an instruction written from the two clinical rows, guided by the image and by the text: from pure noise at
+  strength 1, as in the paper, else from the source noised to t₀ = strength·T, as sdedit starts.
 
 `residual=True` returns x + D(ẑ_target) − D(ẑ_source): the engine's edit and its reconstruction (the same call
 with the source prompt, Δc = 0, or "keep the image as it is"; same noise) both carry the VAE's and the
