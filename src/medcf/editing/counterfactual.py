@@ -168,15 +168,15 @@ def _edit(
     drift = drift_tensor(latent_drift, latent_channels(components)).to(unet.device, unet.dtype)
     condition = mask_condition(components, condition_mask, tuple(latents.shape), tuple(images.shape[-2:]))
     steps = inversion_steps(num_inference_steps, strength)
+    nulls = encode_prompts(components, [NULL_PROMPT] * len(images))
     if engine == "sdedit":
-        start, known, nulls = _sdedit_start(components, latents, drift, num_inference_steps, steps, generator)
+        start, known, _ = _sdedit_start(components, latents, drift, num_inference_steps, steps, generator)
     else:
         trajectory = ddim_inversion_trajectory(
             components, latents, source_prompts, num_inference_steps=num_inference_steps, latent_drift=latent_drift,
             mask=condition_mask, strength=strength, regularize_noise=_regularizer(engine, noise_regularization, drift),
         )  # fmt: skip
         start, known = trajectory[-1], lambda i: trajectory[-2 - i]
-        nulls = encode_prompts(components, [NULL_PROMPT] * len(images))
         if null_text:
             nulls = null_text_embeddings(
                 components, trajectory, source_prompts, guidance_scale=guidance_scale, drift=drift,
@@ -252,10 +252,8 @@ def _instruct_start(
     latents = encode_images(components, images.to(unet.device, unet.dtype), sample=False)
     drift = drift_tensor(latent_drift, latent_channels(components)).to(unet.device, unet.dtype)
     steps = inversion_steps(num_inference_steps, strength)
-    start = _sdedit_start(components, latents, drift, num_inference_steps, steps, generator)[0]
-    sampler = sampling_scheduler(components, "ddim")
-    sampler.set_timesteps(num_inference_steps, device=unet.device)
-    return {"latents": start, "timesteps": sampler.timesteps[-steps:]}
+    start, _, timesteps = _sdedit_start(components, latents, drift, num_inference_steps, steps, generator)
+    return {"latents": start, "timesteps": timesteps}
 
 
 def _sdedit_start(
@@ -266,7 +264,7 @@ def _sdedit_start(
     steps: int,
     generator: torch.Generator | None,
 ):
-    """SDEdit's z_t₀ and, for masked edits, the source noised to the level reached after each step."""
+    """SDEdit's z_t₀, for masked edits the source noised to the level reached after each step, and the steps."""
     sampler = sampling_scheduler(components, "ddim")
     sampler.set_timesteps(num_inference_steps, device=latents.device)
     timesteps = sampler.timesteps[-steps:]
@@ -278,4 +276,4 @@ def _sdedit_start(
         return sampler.add_noise(latents, noise, timesteps[i + 1 : i + 2])
 
     start = sampler.add_noise(latents, noise, timesteps[:1])
-    return start, known, encode_prompts(components, [NULL_PROMPT] * len(latents))
+    return start, known, timesteps
