@@ -80,12 +80,18 @@ def score(engine: str, components, template, cases, drift: float, residual: bool
     result = counterpart_attribution(
         components, cases.images, **engine_inputs(engine, template, cases.rows, null=False), **options
     )
-    counterpart, outside = result.counterparts, cases.masks == 0  # the first seed's counterparts
     null = counterpart_attribution(
         components, cases.images, **engine_inputs(engine, template, cases.rows, null=True), **options
     ).counterparts
+    return edit_scores(result.maps, result.counterparts, null, cases)  # the first seed's counterparts
+
+
+def edit_scores(maps: torch.Tensor, counterpart: torch.Tensor, null: torch.Tensor, cases) -> dict[str, float]:
+    """`maps` against the true masks; the counterpart's error against the true one and its change outside the
+    mask, and the change of the image given back on a null edit (display units [0, 1])."""
+    outside = cases.masks == 0
     return {
-        **score_maps(result.maps, cases.masks),
+        **score_maps(maps, cases.masks),
         "error": float((counterpart - cases.healthy).abs().mean() / 2),
         "outside": float(((counterpart - cases.images).abs() / 2)[outside].mean()),
         "null edit": float((null - cases.images).abs().mean() / 2),
@@ -104,13 +110,10 @@ def reference_rows(components, finding: str, cases) -> list[dict[str, object]]:
         "VAE round trip residual": (x + decoded_healthy - decoded_x, x),
         "no edit (VAE error)": (decoded_x, decoded_x),
     }
-    outside, rows = cases.masks == 0, []
-    for name, (counterpart, null) in counterparts.items():
-        scores = score_maps((x - counterpart) / 2, cases.masks)
-        error, change = (counterpart - healthy).abs().mean() / 2, ((counterpart - x).abs() / 2)[outside].mean()
-        scores |= {"error": float(error), "outside": float(change), "null edit": float((null - x).abs().mean() / 2)}
-        rows.append({"finding": finding, "engine": name, "δ": "-", **scores})
-    return rows
+    return [
+        {"finding": finding, "engine": name, "δ": "-", **edit_scores((x - counterpart) / 2, counterpart, null, cases)}
+        for name, (counterpart, null) in counterparts.items()
+    ]
 
 
 def round_trip(components, images: torch.Tensor) -> torch.Tensor:
