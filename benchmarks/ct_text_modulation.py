@@ -6,7 +6,7 @@ such as a lung's mean HU, off the noise at t = T instead of from the prompt?
 
 ct-synth's full stages (800 volumes, its 3-D VAE; pass `medcf benchmark --suite ct-synth`'s work folder as --work to
 reuse them) and its diffusion recipe plus each recipe's overrides, scored as ct-synth scores a model
-(medcf.evaluation.ct_benchmark.score_model; scores cached beside each run), beside the plain diffusion row of the
+(medcf.evaluation.ct_benchmark.scored_run; scores cached beside each run), beside the plain diffusion row of the
 committed benchmarks/results/ct-synth.json (same sizes and seed; --quick trains the plain tiny model too).
 
     python benchmarks/ct_text_modulation.py --work runs/ct-synth      # ~40 min per recipe on 2 CPUs
@@ -23,9 +23,9 @@ from pathlib import Path
 
 from results_table import write_results
 
-from medcf.evaluation.ct_benchmark import SEED, real_volumes, score_model, stage_data, stage_vae
+from medcf.evaluation.ct_benchmark import SEED, real_volumes, scored_run, stage_data, stage_vae
 from medcf.evaluation.ct_suite import CT_SIZES, CtSize, model_overrides
-from medcf.evaluation.stages import cached_stage, trained, training_seconds, weights_stamp
+from medcf.evaluation.stages import trained
 
 RESULTS = Path(__file__).parent / "results"
 MODULATION = ("model.text_modulation=true",)
@@ -51,13 +51,10 @@ def trained_run(size: CtSize, work: Path, stages: tuple, name: str, extra: tuple
 
 
 def scored(size: CtSize, work: Path, held_out: dict, model: Path) -> dict[str, object]:
-    """ct-synth's scores of `model` (cached beside its run, keyed by its weights) and its training time."""
+    """ct-synth's scores of `model` on the CPU in fp32 (cached beside its run) and its training time."""
     figures = work / "figures" / model.parent.name
     figures.mkdir(parents=True, exist_ok=True)
-    key = {"size": asdict(size), "seed": SEED, "weights": weights_stamp(model)}
-    row = cached_stage(model.parent / "scores.json", key, lambda: score_model(
-        model, "diffusion", held_out, size, figures, precision="fp32", device="cpu"))  # fmt: skip
-    return {**row, "train seconds": training_seconds(model.parent)}
+    return scored_run(model, "diffusion", held_out, size, figures, {"device": "cpu", "precision": "fp32"}, "cpu")
 
 
 def committed_row(path: Path, size: CtSize) -> dict[str, object]:

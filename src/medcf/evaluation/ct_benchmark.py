@@ -69,12 +69,7 @@ def run_ct_benchmark(
     figures.mkdir(exist_ok=True)
     for backend in BACKENDS:
         model = trained(model_overrides(size, backend, str(data), str(vae), SEED), work / "runs" / backend.lower())
-        part = "generator" if backend == "GAN" else "unet"
-        key = {"size": asdict(size), "seed": SEED, "weights": weights_stamp(model, part), **placement_key(place)}
-        score = partial(score_model, model, backend, held_out, size, figures, precision=place["precision"],
-                        device=device)  # fmt: skip
-        row = cached_stage(model.parent / "scores.json", key, score)
-        rows.append({"model": backend, **row, "train seconds": training_seconds(model.parent)})
+        rows.append({"model": backend, **scored_run(model, backend, held_out, size, figures, place, device)})
     results = {
         "suite": CT_SUITE, "size": "quick" if quick else "full", "settings": asdict(size), "seed": SEED,
         **placement, "runs": rows, "overrides": {b: model_overrides(size, b, "DATA", "VAE", SEED) for b in BACKENDS},
@@ -122,6 +117,17 @@ def _distances(held_out: dict, fake: np.ndarray) -> dict[str, object]:
         "mean lung HU": 100 * float(features[:, -1].mean()), "LAA-950 of lung": float(features[:, -3].mean()),
         "volumes": len(fake),
     }  # fmt: skip
+
+
+def scored_run(
+    model: Path, backend: str, held_out: dict, size: CtSize, figures: Path, place: dict[str, str], device: str
+) -> dict[str, object]:
+    """`score_model`'s row for a trained run, cached beside it (keyed by its weights and placement), with the
+    run's training time."""
+    part = "generator" if backend == "GAN" else "unet"
+    key = {"size": asdict(size), "seed": SEED, "weights": weights_stamp(model, part), **placement_key(place)}
+    score = partial(score_model, model, backend, held_out, size, figures, precision=place["precision"], device=device)
+    return {**cached_stage(model.parent / "scores.json", key, score), "train seconds": training_seconds(model.parent)}
 
 
 def score_model(
