@@ -105,6 +105,17 @@ def test_a_run_folder_refuses_another_config(tmp_path: Path, cxr_synth_root: Pat
         )
 
 
+def test_no_progress_silences_every_bar_before_the_first_step(
+    tmp_path: Path, cxr_synth_root: Path, capfd: pytest.CaptureFixture
+) -> None:
+    config = tiny_config(cxr_synth_root, "train.max_steps=1", "data.bad_files=error")
+    train(config, tmp_path / "shown", progress=True)
+    shown = capfd.readouterr().err
+    assert "medcf check files" in shown and "caching image latents" in shown and "medcf train" in shown
+    train(config, tmp_path / "quiet", progress=False)
+    assert "medcf" not in capfd.readouterr().err  # --no-progress: the file check and the cache stay quiet too
+
+
 def test_a_run_saved_before_a_config_field_existed_is_still_its_own_run(tmp_path: Path, cxr_synth_root: Path) -> None:
     config = tiny_config(cxr_synth_root, "train.max_steps=1")
     (tmp_path / "run").mkdir()

@@ -39,6 +39,7 @@ def load_cohorts(
     seed: int,
     bad_files: str = "unchecked",
     pairs: str = "",
+    progress: bool = True,
 ) -> dict[str, Cohort]:
     """{"train": ..., "holdout": ...} of the dataset at `root` read by `adapter` (holdout may be absent): the
     release's own split when it has one, else a patient-level split. `bad_files` (medcf.data.verify) is applied
@@ -57,7 +58,7 @@ def load_cohorts(
             raise ValueError(f"data.filter={row_filter!r} keeps no rows of {root} ({adapter}); loosen it")
         cohort = cohort.select(keep)
     parts = train_holdout(cohort, holdout_fraction, seed=seed)
-    return {name: readable_cohort(part, bad_files) for name, part in parts.items()}
+    return {name: readable_cohort(part, bad_files, progress=progress) for name, part in parts.items()}
 
 
 def _pairs(pairs: str, root: str | Path, adapter: str, csv: str, modality: str) -> Cohort:

@@ -35,7 +35,7 @@ from medcf.volumes.sampling import mid_axial_slices
 
 def train_gan(config: Config, run_dir: str | Path, *, progress: bool = True, command: str = "") -> Path:
     """Train, or resume, the GAN run in `run_dir`; returns the saved model folder `run_dir/model` (`load_gan`)."""
-    run = setup_gan_run(config, Path(run_dir))
+    run = setup_gan_run(config, Path(run_dir), progress=progress)
     train_config, accelerator, state = config.train, run.accelerator, run.state
     stream = batch_stream(
         run.datasets[TRAIN],

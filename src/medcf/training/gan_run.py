@@ -79,13 +79,14 @@ class GanRun:
         return {"loop": self.state, "ema": self.modules.ema}
 
 
-def setup_gan_run(config: Config, folder: Path) -> GanRun:
+def setup_gan_run(config: Config, folder: Path, *, progress: bool = True) -> GanRun:
     """Build the GAN and its data from the config; restore the newest checkpoint of `folder` when there is one."""
     train_config = config.train
     check_paths(config)
     check_gan_options(config, folder)
     accelerator = make_accelerator(train_config.mixed_precision)
-    datasets = training_datasets(config)  # volumes (data/volume.py) when model.spatial_dims=3
+    # volumes (data/volume.py) when model.spatial_dims=3
+    datasets = training_datasets(config, progress=progress and accelerator.is_main_process)
     gan = build_gan_components(config, datasets[TRAIN])
     if gan.mask_conditioning and not datasets[TRAIN].cohort.has_masks:
         raise ValueError(f"model.mask_conditioning: {config.data.root} has no mask_path column; turn it off")

@@ -29,7 +29,7 @@ def train(config: Config, run_dir: str | Path, *, progress: bool = True, command
     """Train, or resume, the run in `run_dir`; returns the saved model folder `run_dir/model`."""
     if config.model.backend == "gan":  # its own loop: two players, no noise schedule (training/gan_loop.py)
         return train_gan(config, run_dir, progress=progress, command=command)
-    run = setup_run(config, Path(run_dir))
+    run = setup_run(config, Path(run_dir), progress=progress)
     train_config, accelerator, state = config.train, run.accelerator, run.state
     stream = batch_stream(
         run.datasets[TRAIN],

@@ -69,8 +69,9 @@ class Run:
         return {"lr_scheduler": self.lr_scheduler, "loop": self.state, "ema": self.ema}
 
 
-def setup_run(config: Config, folder: Path) -> Run:
-    """Build everything from the config; restore the newest checkpoint of `folder` when there is one."""
+def setup_run(config: Config, folder: Path, *, progress: bool = True) -> Run:
+    """Build everything from the config; restore the newest checkpoint of `folder` when there is one. `progress`
+    shows the bars of the work before the first step (checking files, caching encodings)."""
     train_config, data_config = config.train, config.data
     check_memory_options(use_8bit_adam=train_config.use_8bit_adam)
     check_paths(config)
@@ -87,7 +88,7 @@ def setup_run(config: Config, folder: Path) -> Run:
     )
     for name in TRAINABLE:
         getattr(components, name).to(accelerator.device)
-    datasets = training_datasets(config)
+    datasets = training_datasets(config, progress=progress and accelerator.is_main_process)
     if config.model.spatial_dims == 3:
         fit_to_volumes(components, datasets[TRAIN])
     parameters = prepare_method(components, train_config.method, **method_options(config))
@@ -131,7 +132,7 @@ def setup_run(config: Config, folder: Path) -> Run:
         run.encodings_note = "encoding cache off (3-D volumes)"
     else:
         run.encodings, run.encodings_note = build_encoding_cache(
-            config, components, datasets[TRAIN], prior, progress=accelerator.is_main_process
+            config, components, datasets[TRAIN], prior, progress=progress and accelerator.is_main_process
         )
     _start(run)
     return run
@@ -155,7 +156,7 @@ def make_accelerator(mixed_precision: str, gradient_accumulation_steps: int = 1)
     return accelerator
 
 
-def training_datasets(config: Config) -> dict:
+def training_datasets(config: Config, *, progress: bool = True) -> dict:
     """{"train": dataset[, "holdout": dataset]} of the config's data, split by patient (volumes when 3-D)."""
     data_config, volumes = config.data, config.model.spatial_dims == 3
     cohorts = load_cohorts(
@@ -168,6 +169,7 @@ def training_datasets(config: Config) -> dict:
         seed=config.train.seed,
         bad_files="unchecked" if volumes else data_config.bad_files,  # verify.py reads 2-D slices; volumes below
         pairs=data_config.pairs,
+        progress=progress,
     )
     options = {
         "prompt_style": data_config.prompt_style,

@@ -36,7 +36,7 @@ def train_autoencoder(config: Config, run_dir: str | Path, *, progress: bool = T
     vae_config, seed = config.vae, config.train.seed
     check_paths(config)
     accelerator = make_accelerator(config.train.mixed_precision)
-    datasets = training_datasets(config)
+    datasets = training_datasets(config, progress=progress and accelerator.is_main_process)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         vae = _initial_vae(config)
