@@ -25,6 +25,9 @@ One floor: no edit at all, x − D(E(x)), the VAE's reconstruction error as a ma
 contains whatever it edits.
 
 `--residual` scores each engine's residual edit instead, x + D(ẑ_healthy) − D(ẑ_source) (rows "<engine> residual").
+`--per-finding` asks each engine for the counterpart without the scored finding only (`medcf attribute --finding`;
+rows "<engine>, per finding"), which is what the truth is: the healthy counterpart removes every finding, so on a
+patient with two its map also holds the other one.
 `--merge` keeps the rows of the engines not run from the existing results file (same cases and options), so one
 engine, or the baselines, can be added without rerunning the others.
 """
@@ -41,10 +44,8 @@ from results_table import write_results
 from medcf.attribution.difference import counterpart_attribution
 from medcf.attribution.gradients import at_classifier_size, grad_cam, gradient_saliency
 from medcf.attribution.scoring import finding_cases, score_maps
+from medcf.attribution.to_folder import counterpart_prompts
 from medcf.classifier import ImageClassifier, load_classifier
-from medcf.editing import healthy_prompts
-from medcf.editing.paraphrases import healthy_paraphrases
-from medcf.editing.rows import healthy_instructions
 from medcf.evaluation.attribution import binary_findings
 from medcf.models import load_components, tiny_components
 from medcf.models.instruct import widen_for_source_image
@@ -60,25 +61,31 @@ NOT_AN_EDIT = {"error": "-", "outside": "-", "null edit": "-"}  # a classifier m
 REFERENCES = ("true counterpart", "VAE round trip", "VAE round trip residual", "no edit (VAE error)")
 
 
-def engine_inputs(engine: str, template: PromptTemplate, rows: list[dict], *, null: bool) -> dict[str, object]:
-    """The prompts (and pix2pix-zero's paraphrase sets) that ask `engine` for the healthy counterpart, or for the
-    unchanged image when `null`."""
-    source, healthy = healthy_prompts(template, rows)
-    if engine == "instruct":
-        return {"source_prompts": source, "healthy_prompts": [NO_CHANGE] * len(rows) if null else
-                healthy_instructions(rows)}  # fmt: skip
-    target = source if null else healthy
-    inputs: dict[str, object] = {"source_prompts": source, "healthy_prompts": target}
+def engine_inputs(
+    engine: str, template: PromptTemplate, rows: list[dict], *, null: bool, finding: str | None = None
+) -> dict[str, object]:
+    """The prompts (and pix2pix-zero's paraphrase sets) that ask `engine` for the healthy counterpart, or with
+    `finding` for the counterpart without that finding only (`medcf attribute --finding`), or for the unchanged
+    image when `null`."""
+    prompts = [counterpart_prompts(template, row, engine, finding) for row in rows]
+    source, target, directions = zip(*prompts, strict=True)
+    inputs: dict[str, object] = {"source_prompts": list(source), "healthy_prompts": list(target)}
+    if null:
+        inputs["healthy_prompts"] = [NO_CHANGE] * len(rows) if engine == "instruct" else list(source)
     if engine == "pix2pix-zero":
-        sets = healthy_paraphrases(template, rows)
+        sets = [row_sets[0][0] for row_sets in directions], [row_sets[1][0] for row_sets in directions]
         inputs["direction_prompts"] = (sets[0], sets[0]) if null else sets  # Δc = 0 for the null edit
     return inputs
 
 
-def score(engine: str, components, template, cases, drift: float, residual: bool) -> dict[str, float]:
+def score(
+    engine: str, components, template, cases, drift: float, residual: bool, per_finding: bool
+) -> dict[str, float]:
     options = {**OPTIONS, "seeds": SEEDS[engine], "engine": engine, "latent_drift": drift, "residual": residual}
+    finding = cases.finding if per_finding else None
     result = counterpart_attribution(
-        components, cases.images, **engine_inputs(engine, template, cases.rows, null=False), **options
+        components, cases.images, **engine_inputs(engine, template, cases.rows, null=False, finding=finding),
+        **options,
     )
     null = counterpart_attribution(
         components, cases.images, **engine_inputs(engine, template, cases.rows, null=True), **options
@@ -138,6 +145,7 @@ def main() -> None:
     parser.add_argument("--classifier", type=Path, help="a classifier folder (medcf train-classifier output)")
     parser.add_argument("--engines", default="inversion,sdedit,pix2pix-zero,instruct", help="comma list, or none")
     parser.add_argument("--residual", action="store_true", help="score the engines' residual edits")
+    parser.add_argument("--per-finding", action="store_true", help="counterparts without the scored finding only")
     parser.add_argument("--merge", action="store_true", help="keep the other rows of the existing results file")
     parser.add_argument("--cases", type=int, default=8, help="unseen subjects per finding")
     parser.add_argument("--drift", type=float, default=0.05, help="Latent Drift δ of the '+ LD' rows")
@@ -165,8 +173,8 @@ def main() -> None:
         rows += reference_rows(text_to_image, finding, found)
         for engine, components in models.items():
             for drift in (0.0, args.drift):
-                scores = score(engine, components, template, found, drift, args.residual)
-                label = f"{engine} residual" if args.residual else engine
+                scores = score(engine, components, template, found, drift, args.residual, args.per_finding)
+                label = engine + " residual" * args.residual + ", per finding" * args.per_finding
                 rows.append({"finding": finding, "engine": label, "δ": drift, **scores})
                 print(rows[-1], flush=True)
         rows += baseline_rows(classifier, finding, found) if classifier is not None else []

@@ -66,6 +66,26 @@ def test_two_pass_guidance_gives_the_same_maps() -> None:
     torch.testing.assert_close(apart, together, rtol=0, atol=1e-5)  # only the batching differs
 
 
+def test_engine_inputs_per_finding_remove_the_scored_finding_only() -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    from counterfactual_engines import engine_inputs
+
+    from medcf.prompts import PromptTemplate
+    from medcf.prompts.instructions import NO_CHANGE
+
+    row = {"age": 60, "sex": "F", "smoking": "never", "view": "PA", "nodule": 1, "pleural_effusion": 1}
+    template = PromptTemplate("chest X-ray")
+    every = engine_inputs("instruct", template, [row], null=False)["healthy_prompts"][0]
+    assert "remove the nodule" in every and "effusion" in every  # the healthy counterpart: both removed
+    only = engine_inputs("instruct", template, [row], null=False, finding="pleural_effusion")["healthy_prompts"]
+    assert only == ["remove the pleural effusion"]  # one change, as the model was trained on single-factor pairs
+    assert engine_inputs("instruct", template, [row], null=True)["healthy_prompts"] == [NO_CHANGE]
+    source, target = engine_inputs("inversion", template, [row], null=False, finding="nodule").values()
+    assert source[0].endswith("Pleural effusion. Nodule.") and target[0].endswith("Pleural effusion. No nodule.")
+    sets = engine_inputs("pix2pix-zero", template, [row], null=True, finding="nodule")["direction_prompts"]
+    assert sets[0] == sets[1] and len(sets[0][0]) > 1  # the null edit: Δc = 0 over the paraphrase set
+
+
 @pytest.mark.slow
 def test_attribution_fast_path_quick_scores_every_way(tmp_path: Path) -> None:
     record = run_quick("attribution_fast_path", tmp_path)
@@ -114,6 +134,9 @@ def test_counterfactual_engines_quick_scores_every_engine_and_merges_a_rerun(tmp
     again = {(row["finding"], row["engine"], row["δ"]): row for row in merged["rows"]}
     assert list(again) == list(first)  # same rows, same order
     assert all(again[key] == first[key] for key in first if key[1] != "sdedit")  # kept as they were
+    added = run_quick("counterfactual_engines", tmp_path, "--engines", "instruct", "--per-finding", "--merge")
+    labels = [(row["finding"], row["engine"]) for row in added["rows"]]
+    assert labels.count(("nodule", "instruct, per finding")) == 2 and len(labels) == len(first) + 8  # 4 × (δ 0, δ)
 
 
 @pytest.mark.slow
