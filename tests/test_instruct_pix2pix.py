@@ -123,7 +123,7 @@ def test_the_widened_unet_predicts_as_before_and_samples_as_the_vanilla_pipeline
         generate(loaded, ["a chest X-ray"], num_inference_steps=1)
 
 
-def test_below_strength_one_the_instruct_engine_starts_from_the_noised_source() -> None:
+def test_below_strength_one_the_instruct_engine_starts_from_its_own_inversion_of_the_source() -> None:
     components = tiny_components()
     widen_for_source_image(components.unet)
     with torch.no_grad():
@@ -137,9 +137,17 @@ def test_below_strength_one_the_instruct_engine_starts_from_the_noised_source() 
     }  # fmt: skip
     reconstruction = decode_latents(components, encode_images(components, images, sample=False))
     distances = [(runs[s] - reconstruction).abs().mean().item() for s in (0.1, 0.5, 1.0)]
-    assert distances[0] < distances[1] < distances[2]  # SDEdit's t₀ = strength·T: the less, the closer to the source
+    assert distances[0] < distances[1] < distances[2]  # t₀ = strength·T: the less, the closer to the source
     from_noise = instruct_edit(components, images, instructions, generator=torch.Generator().manual_seed(0), **options)
     torch.testing.assert_close(runs[1.0], from_noise)  # strength 1: the paper's edit from pure noise
+    again = counterfactual(components, images, ["a", "a"], instructions, engine="instruct", strength=0.5,
+                           generator=torch.Generator().manual_seed(7), **options)  # fmt: skip
+    torch.testing.assert_close(again, runs[0.5], rtol=0, atol=0)  # an inversion, not a draw: no seed matters
+    with torch.no_grad():  # ε̂ ≡ 0: DDIM inversion is exact, so regenerating retraces the source; a noised start
+        components.unet.conv_out.weight.zero_()  # would keep its noise
+        components.unet.conv_out.bias.zero_()
+    kept = counterfactual(components, images, ["a", "a"], [NO_CHANGE] * 2, engine="instruct", strength=0.5, **options)
+    torch.testing.assert_close(kept, reconstruction, rtol=0, atol=1e-4)
     with pytest.raises(ValueError, match="pass z_t at timesteps"):
         instruct_edit(components, images, instructions, timesteps=torch.tensor([500, 250]))
 

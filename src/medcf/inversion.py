@@ -57,12 +57,15 @@ def ddim_inversion_trajectory(
     mask: torch.Tensor | None = None,
     strength: float = 1.0,
     regularize_noise: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    condition: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """The sampler's states in reverse, [z₀, …, z_k], k = round(strength · steps), δ included as the sampler has it.
 
     Element j is the state the DDIM sampler holds before its last j steps: regenerating from element k over
     `timesteps[-k:]` walks back to z₀. These states are the pivots of null-text inversion. `regularize_noise`
     maps each ε̂ (B, C, h, w) before its inverse step (pix2pix-zero's noise regularisation, Parmar et al. 2023).
+    `condition`: the U-Net's extra input channels at latent resolution as they are, for an InstructPix2Pix model the
+    source latent E(x) (models/instruct.py); a mask-conditioned model's come from `mask` instead.
     """
     if len(prompts) != len(latents):
         raise ValueError(f"{len(prompts)} prompts for {len(latents)} latents: give one source prompt per image")
@@ -71,7 +74,10 @@ def ddim_inversion_trajectory(
     drift = latent_drift_like(latent_drift, components, latents).to(device, dtype)
     vae_scale = vae_scale_factor(components)
     image_size = tuple(side * vae_scale for side in latents.shape[2:])  # (H, W), or (X, Y, Z) for volumes
-    condition = mask_condition(components, mask, tuple(latents.shape), image_size)
+    if condition is None:
+        condition = mask_condition(components, mask, tuple(latents.shape), image_size)
+    elif mask is not None:
+        raise ValueError("give the mask or the condition channels, not both")
     uncond, cond = encode_prompts(components, [NULL_PROMPT] * len(prompts) + list(prompts)).chunk(2)
     sampler = sampling_scheduler(components, "ddim")  # the very timesteps and ᾱ the sampler will use
     sampler.set_timesteps(num_inference_steps, device=device)

@@ -99,9 +99,10 @@ def counterpart_attribution(
     """Healthy counterparts of `images` for each seed, and the seed-averaged attribution maps.
 
     The inversion engine (the default: the better maps on the semi-synthetic CXR benchmark, README) is
-    deterministic, as is pix2pix-zero, so it runs once whatever `seeds` holds; SDEdit and instruct draws differ by
-    seed and are averaged. `direction_prompts` and `cross_attention_guidance`: pix2pix-zero's; `healthy_prompts`
-    are the instructions and `image_guidance_scale` is s_I for the instruct engine (`editing.counterfactual`).
+    deterministic, as are pix2pix-zero and instruct below strength 1, so it runs once whatever `seeds` holds; SDEdit
+    draws (and instruct's from pure noise) differ by seed and are averaged. `direction_prompts` and
+    `cross_attention_guidance`: pix2pix-zero's; `healthy_prompts` are the instructions and `image_guidance_scale`
+    is s_I for the instruct engine (`editing.counterfactual`).
     `residual`: each counterpart is x + D(ẑ_healthy) − D(ẑ_source), so the map is the difference of two decodes
     and the VAE's and the inversion's reconstruction error, common to both, drops out (twice the time).
     `precision` "auto" runs the model under bf16 autocast where the device has native bf16 (models/precision.py);
@@ -109,7 +110,8 @@ def counterpart_attribution(
     """
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed, e.g. seeds=(0,)")
-    runs = seeds if engine in ("sdedit", "instruct") else seeds[:1]
+    random = engine == "sdedit" or (engine == "instruct" and strength == 1)  # the others start from an inversion
+    runs = seeds if random else seeds[:1]
     with inference_precision(precision, components.unet.device):
         counterparts = _counterparts(
             components, images, source_prompts, healthy_prompts, runs, engine=engine, strength=strength,
