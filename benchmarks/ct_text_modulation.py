@@ -2,12 +2,14 @@
 shifting every ResNet block's features (γ·h + β, `model.text_modulation=true`), does the model learn the smoking
 shift that the plain recipe misses? And with a zero-terminal-SNR schedule besides (Lin et al., WACV 2024:
 `train.zero_terminal_snr=true`, plain v-prediction loss), which stops the model from reading an image-wide intensity,
-such as a lung's mean HU, off the noise at t = T instead of from the prompt?
+such as a lung's mean HU, off the noise at t = T instead of from the prompt? Or is it training length: the modulated
+recipe at twice ct-synth's steps?
 
 ct-synth's full stages (800 volumes, its 3-D VAE; pass `medcf benchmark --suite ct-synth`'s work folder as --work to
 reuse them) and its diffusion recipe plus each recipe's overrides, scored as ct-synth scores a model
 (medcf.evaluation.ct_benchmark.scored_run; scores cached beside each run), beside the plain diffusion row of the
-committed benchmarks/results/ct-synth.json (same sizes and seed; --quick trains the plain tiny model too).
+committed benchmarks/results/ct-synth.json (same sizes and seed; --quick trains the plain tiny model too), and
+ct-synth's montage of each model trained here (`<name>_montage.png`).
 
     python benchmarks/ct_text_modulation.py --work runs/ct-synth      # ~40 min per recipe on 2 CPUs
     python benchmarks/ct_text_modulation.py --quick                    # tiny models: the CI smoke test
@@ -24,18 +26,28 @@ from pathlib import Path
 from results_table import write_results
 
 from medcf.evaluation.ct_benchmark import SEED, real_volumes, scored_run, stage_data, stage_vae
+from medcf.evaluation.ct_report import montage
 from medcf.evaluation.ct_suite import CT_SIZES, CtSize, model_overrides
 from medcf.evaluation.stages import trained
+from medcf.figures import save_figure
 
 RESULTS = Path(__file__).parent / "results"
 MODULATION = ("model.text_modulation=true",)
 # Min-SNR-γ weighs t ≈ T by SNR/(SNR + 1) ≈ 0 under v-prediction: off, so the steps that need the prompt most train
 ZERO_SNR = (*MODULATION, "train.zero_terminal_snr=true", "train.snr_gamma=0")
 PLAIN = "diffusion (ct-synth)"
-RECIPES = {  # table row → (run folder, overrides added to ct-synth's diffusion recipe)
-    "diffusion + text modulation": ("diffusion-text-modulation", MODULATION),
-    "diffusion + text modulation + zero terminal SNR": ("diffusion-zero-snr", ZERO_SNR),
-}
+SHORT = {PLAIN: "plain", "diffusion + text modulation": "modulated", "diffusion + text modulation + zero terminal "
+         "SNR": "+ zero SNR", "diffusion + text modulation, twice the steps": "2x steps"}  # the montage's row titles
+
+
+def recipes(size: CtSize) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Table row → (run folder, overrides added to ct-synth's diffusion recipe of `size`)."""
+    longer = f"train.max_steps={2 * size.diffusion_steps}"
+    return {
+        "diffusion + text modulation": ("diffusion-text-modulation", MODULATION),
+        "diffusion + text modulation + zero terminal SNR": ("diffusion-zero-snr", ZERO_SNR),
+        "diffusion + text modulation, twice the steps": ("diffusion-text-modulation-2x", (*MODULATION, longer)),
+    }
 
 
 def staged(size: CtSize, work: Path) -> tuple[Path, Path, dict]:
@@ -94,14 +106,16 @@ def main() -> None:
         work = args.work or Path(scratch)
         committed = {} if args.quick else {PLAIN: committed_row(args.baseline, size)}  # checked before any work
         stages = staged(size, work)
-        recipes = ({} if committed else {PLAIN: ("diffusion", ())}) | RECIPES
-        models = {row: trained_run(size, work, stages, *recipe) for row, recipe in recipes.items()}  # train first
+        runs = ({} if committed else {PLAIN: ("diffusion", ())}) | recipes(size)
+        models = {row: trained_run(size, work, stages, *recipe) for row, recipe in runs.items()}  # train first
         scores = committed | {row: scored(size, work, stages[2], model) for row, model in models.items()}
+        name = "ct_text_modulation-quick" if args.quick else "ct_text_modulation"
+        figures = [(work / "figures" / model.parent.name, "diffusion", SHORT[row]) for row, model in models.items()]
+        save_figure(montage(figures), args.out / f"{name}_montage.png")
     rows = [table_row(row, score) for row, score in scores.items()]
     summary = {"suite sizes": json.dumps(asdict(size)), "seed": SEED,
-               **{f"overrides: {row}": " ".join(extra) for row, (_, extra) in RECIPES.items()},
+               **{f"overrides: {row}": " ".join(extra) for row, (_, extra) in recipes(size).items()},
                "baseline": "trained here" if args.quick else str(args.baseline.name)}  # fmt: skip
-    name = "ct_text_modulation-quick" if args.quick else "ct_text_modulation"
     title = "Text modulation and zero terminal SNR on ct-synth's diffusion model"
     write_results(summary, args.out, name, title, __doc__.split("\n\n")[0], rows)
 

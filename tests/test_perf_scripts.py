@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
+from PIL import Image
 
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
@@ -165,16 +167,21 @@ def test_brain_atrophy_quick_scores_both_edits_on_every_measure(tmp_path: Path) 
 def test_ct_text_modulation_quick_scores_both_models_against_the_same_truth(tmp_path: Path) -> None:
     work = tmp_path / "work"
     record = run_quick("ct_text_modulation", tmp_path, "--work", str(work))
-    plain, modulated, zero_snr = record["rows"]
+    plain, modulated, zero_snr, longer = record["rows"]
     assert plain["true shift (HU)"] == modulated["true shift (HU)"] == zero_snr["true shift (HU)"] < -10  # the truth
+    assert longer["true shift (HU)"] == plain["true shift (HU)"]
     assert plain["model / truth"] == pytest.approx(plain["smoking shift (HU)"] / plain["true shift (HU)"])
-    configs = {name: (work / "runs" / name / "config.yaml").read_text() for name in
-               ("diffusion", "diffusion-text-modulation", "diffusion-zero-snr")}  # fmt: skip
+    names = ("diffusion", "diffusion-text-modulation", "diffusion-zero-snr", "diffusion-text-modulation-2x")
+    configs = {name: (work / "runs" / name / "config.yaml").read_text() for name in names}
     assert "text_modulation: false" in configs["diffusion"]
     assert "text_modulation: true" in configs["diffusion-text-modulation"]
     assert "zero_terminal_snr: false" in configs["diffusion-text-modulation"]
     assert "zero_terminal_snr: true" in configs["diffusion-zero-snr"]
     assert "snr_gamma: 0.0" in configs["diffusion-zero-snr"]
+    steps = [yaml.safe_load(configs[name])["train"]["max_steps"] for name in (names[0], names[3])]
+    assert steps[1] == 2 * steps[0] and "text_modulation: true" in configs[names[3]]  # twice the suite's steps
     scores = json.loads((work / "runs" / "diffusion-zero-snr" / "scores.json").read_text())  # cached by weights
     assert [row["smoking effect"]["mean_shift"] for row in scores.values()] == [zero_snr["smoking shift (HU)"]]
     assert record["baseline"] == "trained here"
+    with Image.open(tmp_path / "ct_text_modulation-quick_montage.png") as montage:
+        assert montage.height > 4 * 120 > montage.height / 2  # one row of 120 px tiles per model trained here

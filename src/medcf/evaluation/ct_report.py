@@ -30,7 +30,8 @@ def write_ct_benchmark(results: dict, out: Path, name: str, figures: Path) -> Pa
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / f"{name}.json") as temporary:
         temporary.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    save_figure(montage(figures, [row["model"] for row in results["runs"][1:]]), out / f"{name}_montage.png")
+    runs = [(figures, row["model"], row["model"]) for row in results["runs"][1:]]
+    save_figure(montage(runs), out / f"{name}_montage.png")
     with atomic_path(out / f"{name}.md") as temporary:
         title = f"medcf benchmark: {results['suite']} ({results['size']})"
         temporary.write_text(render_markdown(title, ct_sections(results, f"{name}_montage.png")), encoding="utf-8")
@@ -81,19 +82,20 @@ def _effect_row(row: dict) -> dict[str, object]:
     }  # fmt: skip
 
 
-def montage(figures: Path, models: list[str]) -> object:
-    """One row per model: sample, source, edit, truth, change, true change, effect map, true effect map."""
+def montage(runs: list[tuple[Path, str, str]]) -> object:
+    """One row per (figures folder, backend, title): sample, source, edit, truth, change, true change, effect map,
+    true effect map."""
     smoking = CT_EDITS[next(iter(CT_EDITS))][0]
     rows, titles = [], []
-    for model in models:
-        slug = model.lower()
+    for figures, backend, title in runs:
+        slug = backend.lower()
         sample = np.load(figures / f"samples-{slug}.npy")[0]
         case = np.load(figures / f"edit-{slug}-{smoking}.npz")
         effect = [np.load(figures / f"effect-{slug}" / name) for name in ("effect.npy", "true_effect.npy")]
         change, true = case["edited"] - case["source"], case["truth"] - case["source"]
         rows.append([_grey(sample), _grey(case["source"]), _grey(case["edited"]), _grey(case["truth"]),
                      *(_signed(values) for values in (change, true, *effect))])  # fmt: skip
-        titles.append([f"{model}: sample", "current smoker", "edit: never", "true never", "edit change",
+        titles.append([f"{title}: sample", "current smoker", "edit: never", "true never", "edit change",
                        "true change", "smoking effect", "true effect"])  # fmt: skip
     return panel(rows, titles, tile=120)
 
