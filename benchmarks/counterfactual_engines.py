@@ -7,7 +7,8 @@ pixel AUROC / NCC / Dice (after Otsu) against the true mask; `error` is the mean
 `outside` the mean |x_cf − x| outside the true mask (minimality), both in display units [0, 1]. The null edit asks
 each engine for the image it was given (target row = source row; instruct: "keep the image as it is") and reports
 its mean |change|. Engines: inversion, sdedit (3 seeds), pix2pix-zero (paraphrase direction) on the shipped cxr64
-model; instruct (3 seeds) on an InstructPix2Pix model fine-tuned from it on true counterfactual pairs of training
+model; instruct (from its own DDIM inversion of the source at strength 0.6: one deterministic run) on an
+InstructPix2Pix model fine-tuned from it on true counterfactual pairs of training
 subjects and each subject unchanged (`medcf train --set train.method=instruct-pix2pix --set
 data.pairs=counterfactuals`; docs/tutorials/counterfactuals.md gives the recipe used); each also with Latent
 Drift δ at sampling. With a classifier (`medcf train-classifier`), its gradient saliency and Grad-CAM
