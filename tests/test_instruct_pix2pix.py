@@ -143,6 +143,9 @@ def test_below_strength_one_the_instruct_engine_starts_from_its_own_inversion_of
     again = counterfactual(components, images, ["a", "a"], instructions, engine="instruct", strength=0.5,
                            generator=torch.Generator().manual_seed(7), **options)  # fmt: skip
     torch.testing.assert_close(again, runs[0.5], rtol=0, atol=0)  # an inversion, not a draw: no seed matters
+    residual = counterfactual(components, images, ["a", "a"], [NO_CHANGE] * 2, engine="instruct", strength=0.5,
+                              residual=True, **options)  # fmt: skip
+    torch.testing.assert_close(residual, images, rtol=0, atol=1e-6)  # no generator needed: the null edit is exact
     with torch.no_grad():  # ε̂ ≡ 0: DDIM inversion is exact, so regenerating retraces the source; a noised start
         components.unet.conv_out.weight.zero_()  # would keep its noise
         components.unet.conv_out.bias.zero_()

@@ -86,8 +86,8 @@ def counterfactual(
     and `image_guidance_scale` (default 1.5) on the image (`medcf.generate.instruct_edit`); strength < 1 starts it
     from the source DDIM-inverted to t₀ = strength·T by the same model instead of from pure noise.
 
-    `residual`: the edit as a difference of two decodes added to the image (module docstring); sdedit and instruct
-    then need a `generator`, so that both passes draw the same noise.
+    `residual`: the edit as a difference of two decodes added to the image (module docstring); sdedit, and instruct
+    from pure noise, then need a `generator`, so that both passes draw the same noise.
     """
     _check_options(engine, len(images), direction_prompts, cross_attention_guidance, noise_regularization)
     if not len(images) == len(source_prompts) == len(target_prompts):
@@ -101,7 +101,7 @@ def counterfactual(
         )  # fmt: skip
     if image_guidance_scale is not None and engine != "instruct":
         raise ValueError("image_guidance_scale is the instruct engine's; drop it or use engine='instruct'")
-    if residual and generator is None and engine in ("sdedit", "instruct"):
+    if residual and generator is None and (engine == "sdedit" or (engine == "instruct" and strength == 1)):
         raise ValueError(
             f"residual edits with engine={engine!r} need a generator: both passes must draw the same noise"
         )
