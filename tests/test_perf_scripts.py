@@ -153,6 +153,22 @@ def test_per_finding_counterparts_quick_scores_both_counterparts_on_multi_findin
 
 
 @pytest.mark.slow
+def test_instruct_settings_quick_scores_the_whole_grid_and_guidance_reaches_the_engine(tmp_path: Path) -> None:
+    record = run_quick("instruct_settings", tmp_path)
+    rows = record["rows"]
+    assert [(row["finding"], row["strength"], row["s_T"]) for row in rows] == [
+        (finding, strength, guidance)
+        for finding in ("nodule", "consolidation", "pleural_effusion", "cardiomegaly")
+        for strength in (0.3, 0.45, 0.6)
+        for guidance in (3.0, 6.0, 9.0)
+    ]
+    assert record["cohort seed"] == 1  # validation patients, never the engines benchmark's seed-0 cases
+    assert all(0 <= row["auroc"] <= 1 and -1 <= row["ncc"] <= 1 for row in rows)
+    by_guidance = {guidance: [row["auroc"] for row in rows if row["s_T"] == guidance] for guidance in (3.0, 9.0)}
+    assert by_guidance[3.0] != by_guidance[9.0]
+
+
+@pytest.mark.slow
 def test_brain_atrophy_quick_scores_both_edits_on_every_measure(tmp_path: Path) -> None:
     record = run_quick("brain_atrophy", tmp_path)
     rows = record["rows"]
