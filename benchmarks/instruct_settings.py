@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 import torch
-from counterfactual_engines import engine_inputs
+from counterfactual_engines import OPTIONS, engine_inputs
 from results_table import write_results
 
 from medcf.attribution.difference import counterpart_attribution
@@ -42,7 +42,7 @@ def measure(components, template: PromptTemplate, *, cases: int, size: int, step
             for guidance in GUIDANCE_SCALES:
                 result = counterpart_attribution(
                     components, found.images, **inputs, seeds=(0,), engine="instruct", strength=strength,
-                    num_inference_steps=steps, guidance_scale=guidance, residual=True, precision="fp32",
+                    num_inference_steps=steps, guidance_scale=guidance, residual=True, precision=OPTIONS["precision"],
                 )  # fmt: skip
                 scores = score_maps(result.maps, found.masks)
                 rows.append({"finding": finding, "strength": strength, "s_T": guidance,
@@ -65,7 +65,7 @@ def main() -> None:
         components, cases, size, steps = tiny_components(), 1, 32, 2
         widen_for_source_image(components.unet)
     else:
-        components, cases, size, steps = load_components(args.instruct), args.cases, 64, 25
+        components, cases, size, steps = load_components(args.instruct), args.cases, 64, OPTIONS["num_inference_steps"]
     template = PromptTemplate.from_pretrained(pretrained_path())
     rows = measure(components, template, cases=cases, size=size, steps=steps)
     name = "instruct_settings" + ("-quick" if args.quick else "")
