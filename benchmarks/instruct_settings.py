@@ -14,6 +14,7 @@ s_I 1.5, 25 DDIM steps, δ = 0).
 from __future__ import annotations
 
 import argparse
+from itertools import product
 from pathlib import Path
 
 import torch
@@ -33,21 +34,29 @@ GUIDANCE_SCALES = (3.0, 6.0, 9.0)
 VALIDATION_SEED = 1
 
 
-def measure(components, template: PromptTemplate, *, cases: int, size: int, steps: int) -> list[dict]:  # noqa: ANN001
+def measure(
+    components,  # noqa: ANN001
+    template: PromptTemplate,
+    *,
+    cases: int,
+    size: int,
+    steps: int,
+    grid: tuple[tuple[float, float], ...] = (),
+) -> list[dict]:
+    """Scores per finding and (strength, s_T) of `grid` (default: every pair of STRENGTHS × GUIDANCE_SCALES)."""
     rows = []
     for finding in binary_findings("cxr"):
         found = finding_cases(finding, n=cases, size=size, seed=VALIDATION_SEED)
         inputs = engine_inputs("instruct", template, found.rows, null=False, finding=finding)
-        for strength in STRENGTHS:
-            for guidance in GUIDANCE_SCALES:
-                result = counterpart_attribution(
-                    components, found.images, **inputs, seeds=(0,), engine="instruct", strength=strength,
-                    num_inference_steps=steps, guidance_scale=guidance, residual=True, precision=OPTIONS["precision"],
-                )  # fmt: skip
-                scores = score_maps(result.maps, found.masks)
-                rows.append({"finding": finding, "strength": strength, "s_T": guidance,
-                             **{key: round(scores[key], 3) for key in ("auroc", "ncc", "dice")}})  # fmt: skip
-                print(rows[-1], flush=True)
+        for strength, guidance in grid or product(STRENGTHS, GUIDANCE_SCALES):
+            result = counterpart_attribution(
+                components, found.images, **inputs, seeds=(0,), engine="instruct", strength=strength,
+                num_inference_steps=steps, guidance_scale=guidance, residual=True, precision=OPTIONS["precision"],
+            )  # fmt: skip
+            scores = score_maps(result.maps, found.masks)
+            rows.append({"finding": finding, "strength": strength, "s_T": guidance,
+                         **{key: round(scores[key], 3) for key in ("auroc", "ncc", "dice")}})  # fmt: skip
+            print(rows[-1], flush=True)
     return rows
 
 

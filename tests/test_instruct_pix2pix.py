@@ -23,7 +23,7 @@ from medcf.prompts import PromptTemplate
 from medcf.prompts.edits import apply_edit
 from medcf.prompts.instructions import NO_CHANGE, edit_instruction
 from medcf.training import train
-from medcf.training.step import pair_conditions
+from medcf.training.step import StepInputs, edit_region_weights, pair_conditions, training_loss
 from test_training_loop import tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -163,14 +163,43 @@ def test_conditioning_dropout_drops_text_image_and_both_equally_often() -> None:
     assert shares == pytest.approx([0.05, 0.05, 0.05], abs=0.006)  # p = dropout / 2 each (Brooks et al. §3.2.1)
 
 
+def test_the_edit_weight_weighs_the_latent_pixels_a_pair_changes(pairs_root: Path) -> None:
+    source = torch.zeros(2, 4, 8, 8)
+    target = source.clone()
+    target[0, :, 3, 3], target[0, :, 3, 4] = 2.0, 1.0  # an edit of two latent pixels, one twice the other
+    weights = edit_region_weights(target, source, 20.0)
+    assert weights.shape == (2, 1, 8, 8) and weights[0, 0, 3, 3] == 21 and weights[0, 0, 3, 4] == 11
+    assert weights[0].sum() == 62 + 21 + 11 and (weights[1] == 1).all()  # an unchanged pair: the plain loss
+    pairs = counterfactual_pairs(pairs_root)
+    dataset, ids = ImageTextDataset(pairs, PromptTemplate("chest X-ray"), resolution=32), pairs.records["id"]
+    components = tiny_components()
+    widen_for_source_image(components.unet)
+
+    def loss(edit_weight: float, record: int) -> torch.Tensor:
+        batch = collate_items([dataset[record]])
+        inputs = StepInputs(device=torch.device("cpu"), prompt_dropout=0.0, edit_weight=edit_weight)
+        with torch.no_grad():
+            return training_loss(components, batch, inputs, torch.Generator().manual_seed(0))
+
+    unchanged, edited = int(ids.str.endswith("_unchanged").idxmax()), int(ids.str.contains("=").idxmax())
+    assert loss(20.0, unchanged) == loss(0.0, unchanged)
+    assert abs(loss(20.0, edited) - loss(0.0, edited)) > 1e-4
+
+
 def test_a_run_on_true_counterfactuals_trains_the_source_channels(pairs_root: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="instruct-pix2pix trains on image pairs: set data.pairs"):
         train(tiny_config(pairs_root, "train.method=instruct-pix2pix"), tmp_path / "no", progress=False)
+    with pytest.raises(ValueError, match="train.edit_weight weights the edit of image pairs"):
+        train(tiny_config(pairs_root, "train.edit_weight=5"), tmp_path / "no", progress=False)
     pairs = ["train.method=instruct-pix2pix", "data.pairs=counterfactuals", "train.max_steps=3"]
-    model = train(tiny_config(pairs_root, *pairs), tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="train.edit_weight=-1.0: use 0"):
+        train(tiny_config(pairs_root, *pairs, "train.edit_weight=-1"), tmp_path / "no", progress=False)
+    model = train(tiny_config(pairs_root, *pairs, "train.edit_weight=5"), tmp_path / "run", progress=False)
     components = load_components(model)
     assert components.unet.conv_in.weight[:, 4:].abs().sum() > 0  # the source channels left zero and learned
-    assert "pairs: counterfactuals" in (tmp_path / "run" / "config.yaml").read_text()
+    assert {"pairs: counterfactuals", "edit_weight: 5.0"} <= set(
+        (tmp_path / "run" / "config.yaml").read_text().split("\n  ")
+    )
     held = collate_items([ImageTextDataset(counterfactual_pairs(pairs_root), PromptTemplate("chest X-ray"),
                                            resolution=32)[index] for index in range(2)])  # fmt: skip
     edited = instruct_edit(components, held["source_pixel_values"], held["prompt"], num_inference_steps=2)

@@ -169,6 +169,22 @@ def test_instruct_settings_quick_scores_the_whole_grid_and_guidance_reaches_the_
 
 
 @pytest.mark.slow
+def test_instruct_models_quick_scores_each_model_at_the_engine_defaults(tmp_path: Path) -> None:
+    record = run_quick("instruct_models", tmp_path)
+    rows = record["rows"]
+    findings = ("nodule", "consolidation", "pleural_effusion", "cardiomegaly")
+    assert [(row["model"], row["finding"]) for row in rows] == [
+        (model, finding) for model in ("tiny seed 0", "tiny seed 1") for finding in findings
+    ]
+    assert {(row["strength"], row["s_T"]) for row in rows} == {(0.6, 3.0)} and record["cohort seed"] == 1
+    assert [row["auroc"] for row in rows[:4]] != [row["auroc"] for row in rows[4:]]  # each model is scored
+    bad = subprocess.run(
+        [sys.executable, BENCHMARKS / "instruct_models.py", "--model", "no-label"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "write LABEL=PATH" in bad.stderr
+
+
+@pytest.mark.slow
 def test_brain_atrophy_quick_scores_both_edits_on_every_measure(tmp_path: Path) -> None:
     record = run_quick("brain_atrophy", tmp_path)
     rows = record["rows"]

@@ -110,6 +110,17 @@ def test_min_snr_scales_the_loss(tensors) -> None:
     torch.testing.assert_close(weighted, plain * min_snr_weights(scheduler, tensors["timesteps"], 5.0))
 
 
+def test_pixel_weights_give_a_weighted_mean_per_sample(tensors) -> None:
+    scheduler, unet = _scheduler(), Recorder(torch.zeros(3, 4, 8, 8))
+    equal = _loss(unet, scheduler, tensors, weights=torch.full((3, 1, 8, 8), 7.0))
+    torch.testing.assert_close(equal, _loss(unet, scheduler, tensors))  # equal weights: the plain mean
+    weights = torch.ones(3, 1, 8, 8)
+    weights[:, :, 2, 5] = 31.0  # one latent pixel of 64 weighs about half as much as the other 63 together
+    squared = tensors["noise"].pow(2)
+    expected = (squared.sum(dim=(1, 2, 3)) + 30 * squared[:, :, 2, 5].sum(dim=1)) / (4 * (63 + 31))
+    torch.testing.assert_close(_loss(unet, scheduler, tensors, weights=weights), expected)
+
+
 def test_bad_options_are_refused(tensors) -> None:
     unet = Recorder(torch.zeros(3, 4, 8, 8))
     with pytest.raises(ValueError, match="drift_target='both'"):

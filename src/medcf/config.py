@@ -77,6 +77,9 @@ class TrainConfig:
     drift_target: str = "shifted"  # shifted: regress ε + δ | plain: regress ε (why: training/loss.py)
     train_text_encoder: bool = False  # full/dreambooth: also train the text encoder (RoentGen's best)
     train_vae_decoder: bool = False  # full: also train the VAE decoder (Chambon et al.'s component study)
+    # instruct-pix2pix: weight 1 + λ·a on the latent pixels each pair's edit moves (a: 0–1, training/step.py), so
+    # small findings are not drowned by the copied rest of the image; 0 = the paper's plain loss
+    edit_weight: float = 0.0
     lora_rank: int = 8  # LoRA rank r
     lora_alpha: float = 8.0  # LoRA scale α (update = α/r · BA)
     placeholder_token: str = "<medcf>"  # textual inversion: the new token

@@ -32,12 +32,14 @@ def diffusion_loss(
     drift_target: str = "shifted",
     snr_gamma: float = 0.0,
     condition: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Per-sample loss (B,) for clean scaled latents z_0 (B, C, h, w) (volumes: (B, C, x, y, z)) and prompts (B, L, D).
 
     `latent_drift` is δ as (1, C, 1, 1) (volumes: (1, C, 1, 1, 1); `medcf.generate.drift_tensor`); `condition`
-    (B, k, h, w) is concatenated to the noisy latents (mask conditioning). The prediction type is the scheduler's.
+    (B, k, h, w) is concatenated to the noisy latents (mask conditioning); `weights` (B, 1, h, w) weight the squared
+    error of each latent pixel (a weighted mean per sample; None = equal). The prediction type is the scheduler's.
     """
     prediction_type = scheduler.config.prediction_type
     if prediction_type not in PREDICTION_TYPES:
@@ -66,8 +68,13 @@ def diffusion_loss(
     model_input = noisy_latents if condition is None else torch.cat([noisy_latents, condition.to(latents)], dim=1)
     prediction = unet(model_input, timesteps, encoder_hidden_states=encoder_hidden_states).sample
 
-    # 4. Per-sample mean squared error, optionally Min-SNR-γ weighted
-    loss = F.mse_loss(prediction.float(), target.float(), reduction="none").flatten(1).mean(dim=1)  # images, volumes
+    # 4. Per-sample mean squared error (weighted over latent pixels if asked), optionally Min-SNR-γ weighted
+    squared = F.mse_loss(prediction.float(), target.float(), reduction="none")
+    if weights is None:
+        loss = squared.flatten(1).mean(dim=1)  # images, volumes
+    else:
+        weights = weights.float().expand_as(squared)
+        loss = (weights * squared).flatten(1).sum(dim=1) / weights.flatten(1).sum(dim=1)
     if snr_gamma > 0:
         loss = loss * min_snr_weights(scheduler, timesteps, snr_gamma).to(loss)
     return loss

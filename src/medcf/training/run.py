@@ -224,6 +224,7 @@ def _step_inputs(config: Config, components: Components, device: torch.device) -
         instance_prompt=train_config.instance_template,
         mask_condition=has_mask_condition(components),
         train_vae_decoder=train_config.train_vae_decoder,
+        edit_weight=train_config.edit_weight,
     )
 
 

@@ -26,6 +26,7 @@ class StepInputs:
     instance_prompt: str = ""  # replaces the clinical prompt; "{prompt}" inside it is the clinical prompt
     mask_condition: bool = False  # the U-Net takes the mask as an extra input channel
     train_vae_decoder: bool = False  # add the decoder's reconstruction L1 (the only loss that reaches it)
+    edit_weight: float = 0.0  # image pairs: λ of the edit-region loss weights (edit_region_weights); 0 = plain MSE
 
 
 @dataclass
@@ -65,7 +66,7 @@ def training_loss(
     with torch.no_grad():  # the VAE encoder is never trained by the diffusion loss
         posterior = cache.posterior(keys) or encode_posterior(components, pixel_values)
         latents = scaled_latents(components, posterior, generator=generator)
-    condition = None
+    condition, weights = None, None
     if inputs.mask_condition:
         if "mask" not in batch:
             raise ValueError("model.mask_conditioning is on but the dataset has no masks; add a mask_path column")
@@ -73,6 +74,8 @@ def training_loss(
     if source is not None:
         with torch.no_grad():  # the frozen VAE's posterior mode, unscaled, as the pipeline prepares it
             condition = source_latents(components, source.to(inputs.device))
+        if inputs.edit_weight > 0:
+            weights = edit_region_weights(posterior.mode().to(condition), condition, inputs.edit_weight)
         condition = condition * keep_source.view(-1, 1, 1, 1).to(condition)
     noise = torch.randn(latents.shape, generator=generator).to(latents)
     timesteps = torch.randint(0, components.scheduler.config.num_train_timesteps, (len(latents),), generator=generator)
@@ -87,6 +90,7 @@ def training_loss(
         drift_target=inputs.drift_target,
         snr_gamma=inputs.snr_gamma,
         condition=condition,
+        weights=weights,
     )
     loss = per_sample[:count].mean()
     if prior is not None:
@@ -94,6 +98,18 @@ def training_loss(
     if inputs.train_vae_decoder:
         loss = loss + F.l1_loss(decode_latents(components, latents), pixel_values)
     return loss
+
+
+def edit_region_weights(target: torch.Tensor, source: torch.Tensor, edit_weight: float) -> torch.Tensor:
+    """Loss weights (B, 1, h, w) = 1 + λ·a, a = |E(target) − E(source)| over channels / its maximum per pair.
+
+    Why: a small finding moves few latent pixels (a nodule is under one of cxr64's 16 × 16), so under the plain
+    mean the pair's edit is ~0.5% of the loss and the model learns to copy its source. Pairs without a
+    difference (a = 0) keep the plain mean.
+    """
+    change = (target - source).abs().mean(dim=1, keepdim=True)
+    peak = change.flatten(1).amax(dim=1).clamp_min(torch.finfo(change.dtype).tiny).view(-1, 1, 1, 1)
+    return 1 + edit_weight * change / peak
 
 
 def pair_conditions(prompts: list[str], dropout: float, generator: torch.Generator) -> tuple[list[str], torch.Tensor]:
