@@ -6,6 +6,7 @@ as it is") on the first N subjects per finding of cohort seed 1, scored against 
 NCC / Dice. Used to choose a training recipe (e.g. train.edit_weight) without touching the engines benchmark's cases.
 
     python benchmarks/instruct_models.py --model "plain=runs/a/model" --model "edit weight 20=runs/b/model"
+    python benchmarks/instruct_models.py --cases 48 --name instruct_models-48cases --model ...   # less noise
     python benchmarks/instruct_models.py --quick      # two tiny untrained models: the CI smoke test
 """
 
@@ -46,6 +47,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=16, help="validation subjects per finding")
     parser.add_argument("--quick", action="store_true", help="two tiny untrained models, 1 case: the CI smoke test")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--name", default="instruct_models", help="results file name, without .md / .json")
     args = parser.parse_args()
     if not args.quick and not args.model:
         parser.error("give --model LABEL=PATH at least once (or --quick)")
@@ -60,7 +62,7 @@ def main() -> None:
     for label, components in models.items():
         scored = measure(components, template, cases=cases, size=size, steps=steps, grid=grid)
         rows += [{"model": label, **row} for row in scored]
-    name = "instruct_models" + ("-quick" if args.quick else "")
+    name = args.name + ("-quick" if args.quick else "")
     paths = "; ".join(f"{label}: {path}" for label, path in args.model)
     result = {"models": paths or "tiny, untrained", "cases per finding": cases, "cohort seed": VALIDATION_SEED,
               "image size": size, "num_inference_steps": steps}  # fmt: skip
