@@ -3,10 +3,12 @@
 Each model's per-finding residual map (instruct_settings.py's measure: the counterpart without the scored finding
 only, from the engine's DDIM inversion of the source at the benchmark's strength, minus its answer to "keep the image
 as it is") on the first N subjects per finding of cohort seed 1, scored against the true effect mask by pixel AUROC /
-NCC / Dice. Used to choose a training recipe (e.g. train.edit_weight) without touching the engines benchmark's cases.
+NCC / Dice; with a classifier, its Grad-CAM and gradient saliency on the same patients. Used to choose a training
+recipe (e.g. train.edit_weight) without touching the engines benchmark's cases.
 
     python benchmarks/instruct_models.py --model "plain=runs/a/model" --model "edit weight 20=runs/b/model"
     python benchmarks/instruct_models.py --cases 48 --name instruct_models-48cases --model ...   # less noise
+    python benchmarks/instruct_models.py --cases 48 --classifier CLASSIFIER --name instruct_models-48cases-baselines
     python benchmarks/instruct_models.py --quick      # two tiny untrained models: the CI smoke test
 """
 
@@ -15,10 +17,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from counterfactual_engines import OPTIONS
+from counterfactual_engines import OPTIONS, baseline_rows
 from instruct_settings import VALIDATION_SEED, measure
 from results_table import write_results
 
+from medcf.attribution.scoring import finding_cases
+from medcf.classifier import ImageClassifier, load_classifier
+from medcf.evaluation.attribution import binary_findings
 from medcf.models import load_components, tiny_components
 from medcf.models.instruct import widen_for_source_image
 from medcf.pretrained import pretrained_path
@@ -41,31 +46,48 @@ def quick_models() -> dict[str, object]:
     return models
 
 
+def classifier_rows(classifier, *, cases: int, size: int) -> list[dict]:  # noqa: ANN001
+    """Grad-CAM and gradient saliency of `classifier` on the same validation patients, scored the same way."""
+    rows = []
+    for finding in binary_findings("cxr"):
+        found = finding_cases(finding, n=cases, size=size, seed=VALIDATION_SEED)
+        for row in baseline_rows(classifier, finding, found):
+            scores = {key: round(row[key], 3) for key in ("auroc", "ncc", "dice")}
+            rows.append({"model": row["engine"], "finding": finding, "strength": "-", "s_T": "-", **scores})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=labelled, action="append", default=[], help="LABEL=PATH, repeatable")
+    parser.add_argument("--classifier", type=Path, help="add its Grad-CAM and saliency rows (train-classifier output)")
     parser.add_argument("--cases", type=int, default=16, help="validation subjects per finding")
     parser.add_argument("--quick", action="store_true", help="two tiny untrained models, 1 case: the CI smoke test")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--name", default="instruct_models", help="results file name, without .md / .json")
     args = parser.parse_args()
-    if not args.quick and not args.model:
-        parser.error("give --model LABEL=PATH at least once (or --quick)")
+    if not args.quick and not args.model and args.classifier is None:
+        parser.error("give --model LABEL=PATH at least once, or --classifier (or --quick)")
     if args.quick:
         models, cases, size, steps = quick_models(), 1, 32, 2
+        classifier = ImageClassifier(binary_findings("cxr"), image_size=size)  # untrained, so its rows run too
     else:
         models = {label: load_components(path) for label, path in args.model}
         cases, size, steps = args.cases, 64, OPTIONS["num_inference_steps"]
+        classifier = load_classifier(args.classifier) if args.classifier else None
     template = PromptTemplate.from_pretrained(pretrained_path())
     grid = ((OPTIONS["strength"], OPTIONS["guidance_scale"]),)
     rows = []
     for label, components in models.items():
         scored = measure(components, template, cases=cases, size=size, steps=steps, grid=grid)
         rows += [{"model": label, **row} for row in scored]
+    rows += classifier_rows(classifier, cases=cases, size=size) if classifier is not None else []
     name = args.name + ("-quick" if args.quick else "")
     paths = "; ".join(f"{label}: {path}" for label, path in args.model)
-    result = {"models": paths or "tiny, untrained", "cases per finding": cases, "cohort seed": VALIDATION_SEED,
-              "image size": size, "num_inference_steps": steps}  # fmt: skip
+    models_note, classifier_note = ("tiny, untrained",) * 2 if args.quick else (paths or "none", str(args.classifier))
+    result = {"models": models_note, "classifier": classifier_note,
+              "cases per finding": cases, "cohort seed": VALIDATION_SEED, "image size": size,
+              "num_inference_steps": steps}  # fmt: skip
     method = __doc__.split("\n\n")[1].replace("\n", " ")
     title = "InstructPix2Pix training recipes on validation patients"
     print(write_results(result, args.out, name, title, method, rows).read_text())

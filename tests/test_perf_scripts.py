@@ -173,11 +173,13 @@ def test_instruct_models_quick_scores_each_model_at_the_engine_defaults(tmp_path
     record = run_quick("instruct_models", tmp_path)
     rows = record["rows"]
     findings = ("nodule", "consolidation", "pleural_effusion", "cardiomegaly")
+    models = ("tiny seed 0", "tiny seed 1", "gradient saliency", "Grad-CAM")
     assert [(row["model"], row["finding"]) for row in rows] == [
-        (model, finding) for model in ("tiny seed 0", "tiny seed 1") for finding in findings
-    ]
-    assert {(row["strength"], row["s_T"]) for row in rows} == {(0.6, 3.0)} and record["cohort seed"] == 1
-    assert [row["auroc"] for row in rows[:4]] != [row["auroc"] for row in rows[4:]]  # each model is scored
+        (model, finding) for model in models[:2] for finding in findings
+    ] + [(model, finding) for finding in findings for model in models[2:]]  # fmt: skip
+    assert {(row["strength"], row["s_T"]) for row in rows[:8]} == {(0.6, 3.0)} and record["cohort seed"] == 1
+    assert [row["auroc"] for row in rows[:4]] != [row["auroc"] for row in rows[4:8]]  # each model is scored
+    assert all(0 <= row["auroc"] <= 1 for row in rows[8:])
     bad = subprocess.run(
         [sys.executable, BENCHMARKS / "instruct_models.py", "--model", "no-label"], capture_output=True, text=True
     )
