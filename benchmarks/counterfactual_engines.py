@@ -49,7 +49,6 @@ from medcf.attribution.to_folder import counterpart_prompts
 from medcf.classifier import ImageClassifier, load_classifier
 from medcf.evaluation.attribution import binary_findings
 from medcf.models import load_components, tiny_components
-from medcf.models.instruct import widen_for_source_image
 from medcf.models.latents import decode_latents, encode_images
 from medcf.pretrained import pretrained_path
 from medcf.prompts import PromptTemplate
@@ -155,11 +154,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     if args.quick:
-        text_to_image, instruct, size, cases = tiny_components(), tiny_components(), 32, 1
-        widen_for_source_image(instruct.unet)
+        text_to_image, instruct, size, cases = tiny_components(), tiny_components(source_image=True), 32, 1
         OPTIONS["num_inference_steps"] = 2
     else:
-        text_to_image, instruct, size, cases = load_components(pretrained_path()), None, 64, args.cases
+        text_to_image, size, cases = load_components(pretrained_path()), 64, args.cases
         instruct = load_components(args.instruct) if args.instruct else None
     template = PromptTemplate.from_pretrained(pretrained_path())
     classifier = load_classifier(args.classifier) if args.classifier else None

@@ -18,14 +18,13 @@ import argparse
 from pathlib import Path
 
 from counterfactual_engines import OPTIONS, baseline_rows
-from instruct_settings import VALIDATION_SEED, measure
+from instruct_settings import VALIDATION_SEED, measure, validation_cases
 from results_table import write_results
 
-from medcf.attribution.scoring import finding_cases
+from medcf.attribution.scoring import FindingCases
 from medcf.classifier import ImageClassifier, load_classifier
 from medcf.evaluation.attribution import binary_findings
 from medcf.models import load_components, tiny_components
-from medcf.models.instruct import widen_for_source_image
 from medcf.pretrained import pretrained_path
 from medcf.prompts import PromptTemplate
 
@@ -40,17 +39,13 @@ def labelled(text: str) -> tuple[str, Path]:
 
 def quick_models() -> dict[str, object]:
     """Two tiny untrained InstructPix2Pix U-Nets of different seeds: the CI smoke test's 'recipes'."""
-    models = {f"tiny seed {seed}": tiny_components(seed=seed) for seed in (0, 1)}
-    for components in models.values():
-        widen_for_source_image(components.unet)
-    return models
+    return {f"tiny seed {seed}": tiny_components(seed=seed, source_image=True) for seed in (0, 1)}
 
 
-def classifier_rows(classifier, *, cases: int, size: int) -> list[dict]:  # noqa: ANN001
+def classifier_rows(classifier, cases: dict[str, FindingCases]) -> list[dict]:  # noqa: ANN001
     """Grad-CAM and gradient saliency of `classifier` on the same validation patients, scored the same way."""
     rows = []
-    for finding in binary_findings("cxr"):
-        found = finding_cases(finding, n=cases, size=size, seed=VALIDATION_SEED)
+    for finding, found in cases.items():
         for row in baseline_rows(classifier, finding, found):
             scores = {key: round(row[key], 3) for key in ("auroc", "ncc", "dice")}
             rows.append({"model": row["engine"], "finding": finding, "strength": "-", "s_T": "-", **scores})
@@ -77,11 +72,11 @@ def main() -> None:
         classifier = load_classifier(args.classifier) if args.classifier else None
     template = PromptTemplate.from_pretrained(pretrained_path())
     grid = ((OPTIONS["strength"], OPTIONS["guidance_scale"]),)
-    rows = []
+    found, rows = validation_cases(cases, size), []  # the same patients for every model
     for label, components in models.items():
-        scored = measure(components, template, cases=cases, size=size, steps=steps, grid=grid)
+        scored = measure(components, template, found, steps=steps, grid=grid)
         rows += [{"model": label, **row} for row in scored]
-    rows += classifier_rows(classifier, cases=cases, size=size) if classifier is not None else []
+    rows += classifier_rows(classifier, found) if classifier is not None else []
     name = args.name + ("-quick" if args.quick else "")
     paths = "; ".join(f"{label}: {path}" for label, path in args.model)
     models_note, classifier_note = ("tiny, untrained",) * 2 if args.quick else (paths or "none", str(args.classifier))

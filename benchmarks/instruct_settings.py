@@ -22,10 +22,9 @@ from counterfactual_engines import OPTIONS, engine_inputs
 from results_table import write_results
 
 from medcf.attribution.difference import counterpart_attribution
-from medcf.attribution.scoring import finding_cases, score_maps
+from medcf.attribution.scoring import FindingCases, finding_cases, score_maps
 from medcf.evaluation.attribution import binary_findings
 from medcf.models import load_components, tiny_components
-from medcf.models.instruct import widen_for_source_image
 from medcf.pretrained import pretrained_path
 from medcf.prompts import PromptTemplate
 
@@ -34,19 +33,23 @@ GUIDANCE_SCALES = (3.0, 6.0, 9.0)
 VALIDATION_SEED = 1
 
 
+def validation_cases(n: int, size: int) -> dict[str, FindingCases]:
+    """The first `n` subjects with each finding of cohort VALIDATION_SEED, by finding."""
+    findings = binary_findings("cxr")
+    return {finding: finding_cases(finding, n=n, size=size, seed=VALIDATION_SEED) for finding in findings}
+
+
 def measure(
     components,  # noqa: ANN001
     template: PromptTemplate,
+    cases: dict[str, FindingCases],
     *,
-    cases: int,
-    size: int,
     steps: int,
     grid: tuple[tuple[float, float], ...] = (),
 ) -> list[dict]:
     """Scores per finding and (strength, s_T) of `grid` (default: every pair of STRENGTHS × GUIDANCE_SCALES)."""
     rows = []
-    for finding in binary_findings("cxr"):
-        found = finding_cases(finding, n=cases, size=size, seed=VALIDATION_SEED)
+    for finding, found in cases.items():
         inputs = engine_inputs("instruct", template, found.rows, null=False, finding=finding)
         for strength, guidance in grid or product(STRENGTHS, GUIDANCE_SCALES):
             result = counterpart_attribution(
@@ -71,12 +74,11 @@ def main() -> None:
         parser.error("--instruct MODEL is required (or --quick)")
     torch.manual_seed(0)
     if args.quick:
-        components, cases, size, steps = tiny_components(), 1, 32, 2
-        widen_for_source_image(components.unet)
+        components, cases, size, steps = tiny_components(source_image=True), 1, 32, 2
     else:
         components, cases, size, steps = load_components(args.instruct), args.cases, 64, OPTIONS["num_inference_steps"]
     template = PromptTemplate.from_pretrained(pretrained_path())
-    rows = measure(components, template, cases=cases, size=size, steps=steps)
+    rows = measure(components, template, validation_cases(cases, size), steps=steps)
     name = "instruct_settings" + ("-quick" if args.quick else "")
     result = {"instruct model": str(args.instruct or "tiny, untrained"), "cases per finding": cases,
               "cohort seed": VALIDATION_SEED, "image size": size, "num_inference_steps": steps}  # fmt: skip

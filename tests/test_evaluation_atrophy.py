@@ -6,7 +6,6 @@ import pytest
 from medcf.evaluation.atrophy import BRAIN_EDITS, atrophy_cases, atrophy_effect, edit_cases, truth_agreement
 from medcf.metrics.brain import MEASURES, atrophy_change
 from medcf.models import tiny_components
-from medcf.models.instruct import widen_for_source_image
 from medcf.prompts import PromptTemplate
 
 
@@ -63,9 +62,7 @@ def test_truth_agreement_scores_the_truth_perfectly_and_half_the_truth_by_half()
 @pytest.mark.parametrize("engine", ["pix2pix-zero", "instruct"])
 def test_every_engine_edits_the_cases_from_their_rows(engine):
     cases = atrophy_cases(3, _older(20), size=32, years=20)
-    components = tiny_components(in_channels=1)
-    if engine == "instruct":
-        widen_for_source_image(components.unet)
+    components = tiny_components(in_channels=1, source_image=engine == "instruct")
     edited = edit_cases(components, PromptTemplate("brain MRI", style="simple"), cases, ["age+=20"], engine=engine,
                         batch_size=2, num_inference_steps=2)  # fmt: skip
     assert edited.shape == cases.images.shape and edited.min() >= 0 and edited.max() <= 1

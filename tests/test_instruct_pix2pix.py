@@ -124,8 +124,7 @@ def test_the_widened_unet_predicts_as_before_and_samples_as_the_vanilla_pipeline
 
 
 def test_below_strength_one_the_instruct_engine_starts_from_its_own_inversion_of_the_source() -> None:
-    components = tiny_components()
-    widen_for_source_image(components.unet)
+    components = tiny_components(source_image=True)
     with torch.no_grad():
         components.unet.conv_in.weight.normal_(0, 0.1)
     images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
@@ -170,10 +169,13 @@ def test_the_edit_weight_weighs_the_latent_pixels_a_pair_changes(pairs_root: Pat
     weights = edit_region_weights(target, source, 20.0)
     assert weights.shape == (2, 1, 8, 8) and weights[0, 0, 3, 3] == 21 and weights[0, 0, 3, 4] == 11
     assert weights[0].sum() == 62 + 21 + 11 and (weights[1] == 1).all()  # an unchanged pair: the plain loss
+    volume = edit_region_weights(
+        target.unsqueeze(2).repeat(1, 1, 3, 1, 1), source.unsqueeze(2).repeat(1, 1, 3, 1, 1), 20.0
+    )
+    assert torch.equal(volume, weights.unsqueeze(2).repeat(1, 1, 3, 1, 1))  # 3-D latents weigh the same way
     pairs = counterfactual_pairs(pairs_root)
     dataset, ids = ImageTextDataset(pairs, PromptTemplate("chest X-ray"), resolution=32), pairs.records["id"]
-    components = tiny_components()
-    widen_for_source_image(components.unet)
+    components = tiny_components(source_image=True)
 
     def loss(edit_weight: float, record: int) -> torch.Tensor:
         batch = collate_items([dataset[record]])
@@ -214,8 +216,7 @@ def test_the_instruct_engine_edits_and_attributes_from_the_command_line(tmp_path
     from medcf.data import write_png
     from test_cli import medcf
 
-    components = tiny_components()
-    widen_for_source_image(components.unet)
+    components = tiny_components(source_image=True)
     model = save_components(components, tmp_path / "model")
     image = tmp_path / "x.png"
     write_png(image, torch.linspace(0, 1, 32 * 32).reshape(32, 32).numpy(), bit_depth=16)

@@ -10,6 +10,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerBase
 
 from medcf.models.components import MAX_PROMPT_TOKENS, Components, training_scheduler
+from medcf.models.instruct import widen_for_source_image
 from medcf.models.shared_text_encoder import minilm_path
 
 
@@ -28,14 +29,19 @@ def tiny_components(
     seed: int = 0,
     mask_conditioning: bool = False,
     text_modulation: bool = False,
+    source_image: bool = False,
 ) -> Components:
-    """Toy-size real classes for tests and smoke runs (diffusers `get_dummy_components`); VAE downsamples ×2."""
+    """Toy-size real classes for tests and smoke runs (diffusers `get_dummy_components`); VAE downsamples ×2.
+    `source_image`: an InstructPix2Pix model, its U-Net widened for the source latent as `train.method=
+    instruct-pix2pix` widens a pretrained one."""
     conditions = {"mask_conditioning": mask_conditioning, "text_modulation": text_modulation, "text_heads": 2}
     options = conditioning_options(latent_channels, cross_attention_dim, **conditions)
     with torch.random.fork_rng():  # seeded weights without touching the caller's global RNG
         torch.manual_seed(seed)
-        modules = _tiny_modules(in_channels, latent_channels, sample_size, cross_attention_dim, options)
-    vae, unet, text_encoder = modules
+        sizes = (in_channels, latent_channels, sample_size, cross_attention_dim)
+        vae, unet, text_encoder = _tiny_modules(*sizes, options)
+        if source_image:  # inside: the new conv_in's initialisation draws from the RNG too
+            widen_for_source_image(unet)
     return Components(vae, unet, text_encoder, minilm_tokenizer(), training_scheduler())
 
 

@@ -101,15 +101,15 @@ def training_loss(
 
 
 def edit_region_weights(target: torch.Tensor, source: torch.Tensor, edit_weight: float) -> torch.Tensor:
-    """Loss weights (B, 1, h, w) = 1 + λ·a, a = |E(target) − E(source)| over channels / its maximum per pair.
+    """Loss weights (B, 1, *spatial) = 1 + λ·a, a = |E(target) − E(source)| over channels / its maximum per pair.
 
     Why: a small finding moves few latent pixels (a nodule is under one of cxr64's 16 × 16), so under the plain
     mean the pair's edit is ~0.5% of the loss and the model learns to copy its source. Pairs without a
     difference (a = 0) keep the plain mean.
     """
     change = (target - source).abs().mean(dim=1, keepdim=True)
-    peak = change.flatten(1).amax(dim=1).clamp_min(torch.finfo(change.dtype).tiny).view(-1, 1, 1, 1)
-    return 1 + edit_weight * change / peak
+    peak = change.flatten(1).amax(dim=1).clamp_min(torch.finfo(change.dtype).tiny)
+    return 1 + edit_weight * change / peak.view(-1, *[1] * (change.dim() - 1))  # 2-D or 3-D latents
 
 
 def pair_conditions(prompts: list[str], dropout: float, generator: torch.Generator) -> tuple[list[str], torch.Tensor]:
