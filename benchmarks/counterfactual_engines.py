@@ -129,14 +129,18 @@ def round_trip(components, images: torch.Tensor) -> torch.Tensor:
     return decode_latents(components, latents, channels=images.shape[1])
 
 
-def baseline_rows(classifier, finding: str, cases) -> list[dict[str, object]]:
-    """Gradient saliency and Grad-CAM of `classifier` for `finding` on the same cases, scored the same way."""
+def baseline_maps(classifier, finding: str, cases) -> dict[str, torch.Tensor]:
+    """Gradient saliency and Grad-CAM of `classifier` for `finding` on the cases, at their size."""
     label = classifier.label_names.index(finding)
+    return {name: at_classifier_size(method, classifier, cases.images, label) for name, method in BASELINES.items()}
+
+
+def baseline_rows(classifier, finding: str, cases) -> list[dict[str, object]]:
+    """The baselines' maps scored as the engines' are."""
     return [
-        {"finding": finding, "engine": name, "δ": "-", **score_maps(at_classifier_size(method, classifier,
-         cases.images, label), cases.masks), **NOT_AN_EDIT}
-        for name, method in BASELINES.items()
-    ]  # fmt: skip
+        {"finding": finding, "engine": name, "δ": "-", **score_maps(maps, cases.masks), **NOT_AN_EDIT}
+        for name, maps in baseline_maps(classifier, finding, cases).items()
+    ]
 
 
 def main() -> None:

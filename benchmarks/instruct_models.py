@@ -1,10 +1,12 @@
 """InstructPix2Pix models of different training recipes, compared on validation patients at the engine's defaults.
 
-Each model's per-finding residual map (instruct_settings.py's measure: the counterpart without the scored finding
-only, from the engine's DDIM inversion of the source at the benchmark's strength, minus its answer to "keep the image
-as it is") on the first N subjects per finding of cohort seed 1, scored against the true effect mask by pixel AUROC /
-NCC / Dice; with a classifier, its Grad-CAM and gradient saliency on the same patients. Used to choose a training
-recipe (e.g. train.edit_weight) without touching the engines benchmark's cases.
+Each model's per-finding residual map (instruct_settings.py's per_finding_maps: the counterpart without the scored
+finding only, from the engine's DDIM inversion of the source at the benchmark's strength, minus its answer to "keep
+the image as it is") on the first N subjects per finding of cohort seed 1, scored against the true effect mask by
+pixel AUROC / NCC / Dice; with a classifier, its Grad-CAM and gradient saliency on the same patients. Each AUROC has
+a 95% interval from resampling the patients (bootstrap), and with a classifier each method's difference from
+Grad-CAM's AUROC has one from the same resamples (paired). Used to choose a training recipe (e.g.
+train.edit_weight) without touching the engines benchmark's cases.
 
     python benchmarks/instruct_models.py --model "plain=runs/a/model" --model "edit weight 20=runs/b/model"
     python benchmarks/instruct_models.py --cases 48 --name instruct_models-48cases --model ...   # less noise
@@ -17,13 +19,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from counterfactual_engines import OPTIONS, baseline_rows
-from instruct_settings import VALIDATION_SEED, measure, validation_cases
+import torch
+from counterfactual_engines import OPTIONS, baseline_maps
+from instruct_settings import VALIDATION_SEED, per_finding_maps, validation_cases
 from results_table import write_results
 
-from medcf.attribution.scoring import FindingCases
+from medcf.attribution.scoring import FindingCases, score_maps
 from medcf.classifier import ImageClassifier, load_classifier
 from medcf.evaluation.attribution import binary_findings
+from medcf.metrics import auroc_resamples, percentile_interval, pixel_auroc
 from medcf.models import load_components, tiny_components
 from medcf.pretrained import pretrained_path
 from medcf.prompts import PromptTemplate
@@ -42,13 +46,49 @@ def quick_models() -> dict[str, object]:
     return {f"tiny seed {seed}": tiny_components(seed=seed, source_image=True) for seed in (0, 1)}
 
 
-def classifier_rows(classifier, cases: dict[str, FindingCases]) -> list[dict]:  # noqa: ANN001
-    """Grad-CAM and gradient saliency of `classifier` on the same validation patients, scored the same way."""
-    rows = []
+def method_maps(
+    models: dict,
+    classifier,  # noqa: ANN001
+    cases: dict[str, FindingCases],
+    steps: int,
+) -> dict[tuple[str, str], torch.Tensor]:
+    """(method, finding) → maps on the same patients: each model's per-finding residual at the engine's defaults,
+    then the classifier's Grad-CAM and gradient saliency."""
+    template, maps = PromptTemplate.from_pretrained(pretrained_path()), {}
+    options = {"strength": OPTIONS["strength"], "guidance": OPTIONS["guidance_scale"], "steps": steps}
+    for label, components in models.items():
+        for finding, found in cases.items():
+            maps[label, finding] = per_finding_maps(components, template, found, **options)
+            print(label, finding, flush=True)
     for finding, found in cases.items():
-        for row in baseline_rows(classifier, finding, found):
-            scores = {key: round(row[key], 3) for key in ("auroc", "ncc", "dice")}
-            rows.append({"model": row["engine"], "finding": finding, "strength": "-", "s_T": "-", **scores})
+        baselines = baseline_maps(classifier, finding, found) if classifier is not None else {}
+        maps |= {(name, finding): value for name, value in baselines.items()}
+    return maps
+
+
+def versus_grad_cam(maps: dict, draws: dict, key: tuple[str, str], masks: torch.Tensor) -> str:
+    """The AUROC of `key` = (method, finding) minus Grad-CAM's on the same patients, with the paired bootstrap's
+    95% interval ('-' for Grad-CAM itself)."""
+    reference = "Grad-CAM", key[1]
+    if key == reference:
+        return "-"
+    difference = pixel_auroc(maps[key], masks) - pixel_auroc(maps[reference], masks)
+    low, high = percentile_interval(draws[key] - draws[reference])
+    return f"{difference:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
+def scored_rows(maps: dict, cases: dict[str, FindingCases], resamples: int) -> list[dict]:
+    """A row per method and finding: AUROC with its 95% patient-bootstrap interval, NCC and Dice; with Grad-CAM
+    among the methods, each method's AUROC minus Grad-CAM's with the paired bootstrap's 95% interval."""
+    draws = {key: auroc_resamples(value, cases[key[1]].masks, resamples=resamples) for key, value in maps.items()}
+    rows = []
+    for (method, finding), value in maps.items():
+        scores = score_maps(value, cases[finding].masks)
+        row = {"model": method, "finding": finding, **{key: round(score, 3) for key, score in scores.items()}}
+        row["auroc 95% CI"] = "[{:.3f}, {:.3f}]".format(*percentile_interval(draws[method, finding]))
+        if ("Grad-CAM", finding) in maps:
+            row["auroc − Grad-CAM's, 95% CI"] = versus_grad_cam(maps, draws, (method, finding), cases[finding].masks)
+        rows.append(row)
     return rows
 
 
@@ -57,32 +97,29 @@ def main() -> None:
     parser.add_argument("--model", type=labelled, action="append", default=[], help="LABEL=PATH, repeatable")
     parser.add_argument("--classifier", type=Path, help="add its Grad-CAM and saliency rows (train-classifier output)")
     parser.add_argument("--cases", type=int, default=16, help="validation subjects per finding")
-    parser.add_argument("--quick", action="store_true", help="two tiny untrained models, 1 case: the CI smoke test")
+    parser.add_argument("--quick", action="store_true", help="two tiny untrained models, 2 cases: the CI smoke test")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--name", default="instruct_models", help="results file name, without .md / .json")
+    parser.add_argument("--resamples", type=int, default=1000, help="patient-bootstrap resamples of each AUROC")
     args = parser.parse_args()
     if not args.quick and not args.model and args.classifier is None:
         parser.error("give --model LABEL=PATH at least once, or --classifier (or --quick)")
     if args.quick:
-        models, cases, size, steps = quick_models(), 1, 32, 2
+        models, cases, size, steps = quick_models(), 2, 32, 2
         classifier = ImageClassifier(binary_findings("cxr"), image_size=size)  # untrained, so its rows run too
     else:
         models = {label: load_components(path) for label, path in args.model}
         cases, size, steps = args.cases, 64, OPTIONS["num_inference_steps"]
         classifier = load_classifier(args.classifier) if args.classifier else None
-    template = PromptTemplate.from_pretrained(pretrained_path())
-    grid = ((OPTIONS["strength"], OPTIONS["guidance_scale"]),)
-    found, rows = validation_cases(cases, size), []  # the same patients for every model
-    for label, components in models.items():
-        scored = measure(components, template, found, steps=steps, grid=grid)
-        rows += [{"model": label, **row} for row in scored]
-    rows += classifier_rows(classifier, found) if classifier is not None else []
+    found = validation_cases(cases, size)  # the same patients for every method
+    rows = scored_rows(method_maps(models, classifier, found, steps), found, args.resamples)
     name = args.name + ("-quick" if args.quick else "")
     paths = "; ".join(f"{label}: {path}" for label, path in args.model)
     models_note, classifier_note = ("tiny, untrained",) * 2 if args.quick else (paths or "none", str(args.classifier))
     result = {"models": models_note, "classifier": classifier_note,
               "cases per finding": cases, "cohort seed": VALIDATION_SEED, "image size": size,
-              "num_inference_steps": steps}  # fmt: skip
+              "strength": OPTIONS["strength"], "s_T": OPTIONS["guidance_scale"], "num_inference_steps": steps,
+              "bootstrap resamples": args.resamples}  # fmt: skip
     method = __doc__.split("\n\n")[1].replace("\n", " ")
     title = "InstructPix2Pix training recipes on validation patients"
     print(write_results(result, args.out, name, title, method, rows).read_text())

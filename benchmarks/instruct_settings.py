@@ -39,6 +39,23 @@ def validation_cases(n: int, size: int) -> dict[str, FindingCases]:
     return {finding: finding_cases(finding, n=n, size=size, seed=VALIDATION_SEED) for finding in findings}
 
 
+def per_finding_maps(
+    components,  # noqa: ANN001
+    template: PromptTemplate,
+    found: FindingCases,
+    *,
+    strength: float,
+    guidance: float,
+    steps: int,
+) -> torch.Tensor:
+    """The instruct engine's per-finding residual maps of the cases (`medcf attribute --engine instruct --finding`)."""
+    inputs = engine_inputs("instruct", template, found.rows, null=False, finding=found.finding)
+    return counterpart_attribution(
+        components, found.images, **inputs, seeds=(0,), engine="instruct", strength=strength,
+        num_inference_steps=steps, guidance_scale=guidance, residual=True, precision=OPTIONS["precision"],
+    ).maps  # fmt: skip
+
+
 def measure(
     components,  # noqa: ANN001
     template: PromptTemplate,
@@ -50,13 +67,9 @@ def measure(
     """Scores per finding and (strength, s_T) of `grid` (default: every pair of STRENGTHS × GUIDANCE_SCALES)."""
     rows = []
     for finding, found in cases.items():
-        inputs = engine_inputs("instruct", template, found.rows, null=False, finding=finding)
         for strength, guidance in grid or product(STRENGTHS, GUIDANCE_SCALES):
-            result = counterpart_attribution(
-                components, found.images, **inputs, seeds=(0,), engine="instruct", strength=strength,
-                num_inference_steps=steps, guidance_scale=guidance, residual=True, precision=OPTIONS["precision"],
-            )  # fmt: skip
-            scores = score_maps(result.maps, found.masks)
+            maps = per_finding_maps(components, template, found, strength=strength, guidance=guidance, steps=steps)
+            scores = score_maps(maps, found.masks)
             rows.append({"finding": finding, "strength": strength, "s_T": guidance,
                          **{key: round(scores[key], 3) for key in ("auroc", "ncc", "dice")}})  # fmt: skip
             print(rows[-1], flush=True)

@@ -8,7 +8,14 @@ import torch
 from skimage.filters import threshold_otsu
 from sklearn.metrics import roc_auc_score
 
-from medcf.metrics import dice_otsu, normalized_cross_correlation, otsu_threshold, pixel_auroc
+from medcf.metrics import (
+    auroc_resamples,
+    dice_otsu,
+    normalized_cross_correlation,
+    otsu_threshold,
+    percentile_interval,
+    pixel_auroc,
+)
 
 
 def _lesion_masks(batch: int = 3, size: int = 32) -> torch.Tensor:
@@ -32,6 +39,27 @@ def test_pixel_auroc_matches_scikit_learn_including_ties():
     expected = roc_auc_score(masks.flatten().numpy() > 0.5, maps.abs().flatten().numpy())
     assert pixel_auroc(maps, masks) == pytest.approx(expected, abs=1e-12)
     assert pixel_auroc(masks * 3.0 + 0.1, masks) == pytest.approx(1.0)
+
+
+def test_each_bootstrap_resample_is_the_auroc_of_the_patients_it_drew_including_ties():
+    masks = _lesion_masks(batch=5)
+    maps = torch.round(_noisy_maps(masks, 0.8) * 4) / 4  # quantised: ties across and within images
+    values = auroc_resamples(maps, masks, resamples=6, seed=3)
+    draws = np.random.default_rng(3).integers(0, 5, size=(6, 5))  # the patients each resample drew
+    expected = [roc_auc_score(masks[d].flatten().numpy() > 0.5, maps[d].abs().flatten().numpy()) for d in draws]
+    assert values == pytest.approx(expected, abs=1e-12)
+
+
+def test_bootstrap_resamples_pair_up_and_their_interval_covers_the_estimate():
+    masks = _lesion_masks(batch=6, size=64)
+    noisy, noisier = _noisy_maps(masks, 0.8), _noisy_maps(masks, 1.6, seed=1)
+    first, second = (auroc_resamples(maps, masks, resamples=400) for maps in (noisy, noisier))
+    assert np.array_equal(first, auroc_resamples(noisy, masks, resamples=400))  # same seed, same patients
+    low, high = percentile_interval(first)
+    assert low < pixel_auroc(noisy, masks) < high and high - low < 0.05
+    low, high = percentile_interval(first - second)  # paired: the less noisy map is better in every draw
+    assert 0 < low < pixel_auroc(noisy, masks) - pixel_auroc(noisier, masks) < high
+    assert np.all(auroc_resamples(masks * 3.0 + 0.1, masks, resamples=20) == 1.0)
 
 
 def test_normalized_cross_correlation_is_one_for_a_perfect_map_and_falls_with_noise():

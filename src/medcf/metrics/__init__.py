@@ -1,6 +1,13 @@
 """Evaluation metrics on tensors and features: image similarity, FID/KID, attribution localisation."""
 
-from .attribution import dice_otsu, normalized_cross_correlation, otsu_threshold, pixel_auroc
+from .attribution import (
+    auroc_resamples,
+    dice_otsu,
+    normalized_cross_correlation,
+    otsu_threshold,
+    percentile_interval,
+    pixel_auroc,
+)
 from .distribution import frechet_distance, kernel_inception_distance
 from .features import EfficientNetLite0Features, FeatureExtractor, extract_features, fid_kid
 from .image import diversity, ms_ssim, ms_ssim_settings, psnr, ssim
@@ -9,6 +16,7 @@ from .volumes import axial_slices, ct_features, volume_frechet_distance
 
 __all__ = [
     "EfficientNetLite0Features",
+    "auroc_resamples",
     "axial_slices",
     "ct_features",
     "FeatureExtractor",
@@ -21,6 +29,7 @@ __all__ = [
     "ms_ssim",
     "ms_ssim_settings",
     "normalized_cross_correlation",
+    "percentile_interval",
     "otsu_threshold",
     "pixel_auroc",
     "psnr",
