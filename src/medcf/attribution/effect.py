@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from medcf.metrics.attribution import percentile_interval
 from medcf.prompts import DEFAULT_VOCABULARY, apply_edit
 
 # Default (low, high) edits per attribute: the effect is high − low.
@@ -143,9 +144,7 @@ def bootstrap_interval(
     for start in range(0, n_bootstrap, BOOTSTRAP_BLOCK):
         block = min(BOOTSTRAP_BLOCK, n_bootstrap - start)
         means.append(values[rng.integers(0, len(values), size=(block, len(values)))].mean(axis=1))
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(np.concatenate(means), [tail, 1.0 - tail])
-    return float(low), float(high)
+    return percentile_interval(np.concatenate(means), confidence)
 
 
 def population_effect(

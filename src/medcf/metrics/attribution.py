@@ -67,9 +67,9 @@ def auroc_resamples(maps: torch.Tensor, masks: torch.Tensor, *, resamples: int =
     return values
 
 
-def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """The central `level` interval of bootstrap values (the percentile method)."""
-    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+def percentile_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """The central `confidence` interval of bootstrap values (the percentile method, Efron & Tibshirani §13.3)."""
+    low, high = np.quantile(values, [(1 - confidence) / 2, (1 + confidence) / 2])
     return float(low), float(high)
 
 
