@@ -27,7 +27,7 @@ from results_table import write_results
 from medcf.attribution.scoring import FindingCases, score_maps
 from medcf.classifier import ImageClassifier, load_classifier
 from medcf.evaluation.attribution import binary_findings
-from medcf.metrics import auroc_resamples, percentile_interval, pixel_auroc
+from medcf.metrics import auroc_resamples, percentile_interval
 from medcf.models import load_components, tiny_components
 from medcf.pretrained import pretrained_path
 from medcf.prompts import PromptTemplate
@@ -60,34 +60,34 @@ def method_maps(
         for finding, found in cases.items():
             maps[label, finding] = per_finding_maps(components, template, found, **options)
             print(label, finding, flush=True)
-    for finding, found in cases.items():
-        baselines = baseline_maps(classifier, finding, found) if classifier is not None else {}
-        maps |= {(name, finding): value for name, value in baselines.items()}
+    if classifier is not None:
+        for finding, found in cases.items():
+            maps |= {(name, finding): value for name, value in baseline_maps(classifier, finding, found).items()}
     return maps
 
 
-def versus_grad_cam(maps: dict, draws: dict, key: tuple[str, str], masks: torch.Tensor) -> str:
+def versus_grad_cam(aurocs: dict, draws: dict, key: tuple[str, str]) -> str:
     """The AUROC of `key` = (method, finding) minus Grad-CAM's on the same patients, with the paired bootstrap's
     95% interval ('-' for Grad-CAM itself)."""
     reference = "Grad-CAM", key[1]
     if key == reference:
         return "-"
-    difference = pixel_auroc(maps[key], masks) - pixel_auroc(maps[reference], masks)
     low, high = percentile_interval(draws[key] - draws[reference])
-    return f"{difference:+.3f} [{low:+.3f}, {high:+.3f}]"
+    return f"{aurocs[key] - aurocs[reference]:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
 def scored_rows(maps: dict, cases: dict[str, FindingCases], resamples: int) -> list[dict]:
     """A row per method and finding: AUROC with its 95% patient-bootstrap interval, NCC and Dice; with Grad-CAM
     among the methods, each method's AUROC minus Grad-CAM's with the paired bootstrap's 95% interval."""
+    scores = {key: score_maps(value, cases[key[1]].masks) for key, value in maps.items()}
     draws = {key: auroc_resamples(value, cases[key[1]].masks, resamples=resamples) for key, value in maps.items()}
+    aurocs = {key: score["auroc"] for key, score in scores.items()}
     rows = []
-    for (method, finding), value in maps.items():
-        scores = score_maps(value, cases[finding].masks)
-        row = {"model": method, "finding": finding, **{key: round(score, 3) for key, score in scores.items()}}
+    for method, finding in maps:
+        row = {"model": method, "finding": finding, **{k: round(v, 3) for k, v in scores[method, finding].items()}}
         row["auroc 95% CI"] = "[{:.3f}, {:.3f}]".format(*percentile_interval(draws[method, finding]))
         if ("Grad-CAM", finding) in maps:
-            row["auroc − Grad-CAM's, 95% CI"] = versus_grad_cam(maps, draws, (method, finding), cases[finding].masks)
+            row["auroc − Grad-CAM's, 95% CI"] = versus_grad_cam(aurocs, draws, (method, finding))
         rows.append(row)
     return rows
 
