@@ -188,6 +188,20 @@ def test_the_edit_weight_weighs_the_latent_pixels_a_pair_changes(pairs_root: Pat
     assert abs(loss(20.0, edited) - loss(0.0, edited)) > 1e-4
 
 
+def test_the_mean_norm_gives_every_edit_the_same_share_of_the_loss_whatever_its_size() -> None:
+    source = torch.zeros(3, 4, 8, 8)
+    target = source.clone()
+    target[0, :, 3, 3], target[0, :, 3, 4] = 2.0, 1.0  # a nodule-sized edit: two latent pixels
+    target[1, :, 2:6, 1:7] = 0.5  # an edit of 24 latent pixels, an enlarged heart
+    weights = edit_region_weights(target, source, 3.0, norm="mean")
+    extra = (weights - 1).flatten(1).sum(dim=1)
+    assert extra.tolist() == pytest.approx([3 * 64, 3 * 64, 0])  # λ times the image's weight; unchanged: plain
+    assert weights[0, 0, 3, 3] - 1 == pytest.approx(2 * (weights[0, 0, 3, 4] - 1))  # in proportion to the change
+    assert weights[1, 0, 3, 3] == pytest.approx(1 + 3 * 64 / 24)
+    peak = edit_region_weights(target, source, 3.0)  # the default: the largest change weighs 1 + λ in any pair
+    assert peak[:2].flatten(1).amax(dim=1).tolist() == [4.0, 4.0]
+
+
 def test_a_run_on_true_counterfactuals_trains_the_source_channels(pairs_root: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="instruct-pix2pix trains on image pairs: set data.pairs"):
         train(tiny_config(pairs_root, "train.method=instruct-pix2pix"), tmp_path / "no", progress=False)
@@ -196,6 +210,8 @@ def test_a_run_on_true_counterfactuals_trains_the_source_channels(pairs_root: Pa
     pairs = ["train.method=instruct-pix2pix", "data.pairs=counterfactuals", "train.max_steps=3"]
     with pytest.raises(ValueError, match="train.edit_weight=-1.0: use 0"):
         train(tiny_config(pairs_root, *pairs, "train.edit_weight=-1"), tmp_path / "no", progress=False)
+    with pytest.raises(ValueError, match="train.edit_weight_norm='area': use peak or mean"):
+        train(tiny_config(pairs_root, *pairs, "train.edit_weight_norm=area"), tmp_path / "no", progress=False)
     model = train(tiny_config(pairs_root, *pairs, "train.edit_weight=5"), tmp_path / "run", progress=False)
     components = load_components(model)
     assert components.unet.conv_in.weight[:, 4:].abs().sum() > 0  # the source channels left zero and learned

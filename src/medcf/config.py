@@ -80,6 +80,9 @@ class TrainConfig:
     # instruct-pix2pix: weight 1 + λ·a on the latent pixels each pair's edit moves (a: 0–1, training/step.py), so
     # small findings are not drowned by the copied rest of the image; 0 = the paper's plain loss
     edit_weight: float = 0.0
+    # what a pair's latent change is divided by: peak (a: 0–1) | mean (the edit's share of the loss is λ / (1 + λ)
+    # for every pair, so a nodule and an enlarged heart weigh alike; λ = 1: half the loss)
+    edit_weight_norm: str = "peak"
     lora_rank: int = 8  # LoRA rank r
     lora_alpha: float = 8.0  # LoRA scale α (update = α/r · BA)
     placeholder_token: str = "<medcf>"  # textual inversion: the new token

@@ -225,6 +225,7 @@ def _step_inputs(config: Config, components: Components, device: torch.device) -
         mask_condition=has_mask_condition(components),
         train_vae_decoder=train_config.train_vae_decoder,
         edit_weight=train_config.edit_weight,
+        edit_weight_norm=train_config.edit_weight_norm,
     )
 
 

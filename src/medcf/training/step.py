@@ -27,6 +27,7 @@ class StepInputs:
     mask_condition: bool = False  # the U-Net takes the mask as an extra input channel
     train_vae_decoder: bool = False  # add the decoder's reconstruction L1 (the only loss that reaches it)
     edit_weight: float = 0.0  # image pairs: λ of the edit-region loss weights (edit_region_weights); 0 = plain MSE
+    edit_weight_norm: str = "peak"  # peak | mean: what a pair's latent change is divided by (edit_region_weights)
 
 
 @dataclass
@@ -75,7 +76,8 @@ def training_loss(
         with torch.no_grad():  # the frozen VAE's posterior mode, unscaled, as the pipeline prepares it
             condition = source_latents(components, source.to(inputs.device))
         if inputs.edit_weight > 0:
-            weights = edit_region_weights(posterior.mode().to(condition), condition, inputs.edit_weight)
+            target = posterior.mode().to(condition)
+            weights = edit_region_weights(target, condition, inputs.edit_weight, norm=inputs.edit_weight_norm)
         condition = condition * keep_source.view(-1, 1, 1, 1).to(condition)
     noise = torch.randn(latents.shape, generator=generator).to(latents)
     timesteps = torch.randint(0, components.scheduler.config.num_train_timesteps, (len(latents),), generator=generator)
@@ -100,16 +102,22 @@ def training_loss(
     return loss
 
 
-def edit_region_weights(target: torch.Tensor, source: torch.Tensor, edit_weight: float) -> torch.Tensor:
-    """Loss weights (B, 1, *spatial) = 1 + λ·a, a = |E(target) − E(source)| over channels / its maximum per pair.
+def edit_region_weights(
+    target: torch.Tensor, source: torch.Tensor, edit_weight: float, *, norm: str = "peak"
+) -> torch.Tensor:
+    """Loss weights (B, 1, *spatial) = 1 + λ·a, c = |E(target) − E(source)| over channels and a = c / its maximum
+    per pair (norm "peak": a in 0–1) or a = c / its mean per pair (norm "mean": the edit's extra weight is λ times
+    the whole image's, whatever the finding's size).
 
     Why: a small finding moves few latent pixels (a nodule is under one of cxr64's 16 × 16), so under the plain
-    mean the pair's edit is ~0.5% of the loss and the model learns to copy its source. Pairs without a
-    difference (a = 0) keep the plain mean.
+    mean the pair's edit is ~0.5% of the loss and the model learns to copy its source. Under "peak" a large finding
+    (cardiomegaly moves a fifth of the latents) takes most of the loss at the same λ; "mean" gives every pair's edit
+    the same share, λ / (1 + λ) of the weighted mean. Pairs without a difference (c = 0) keep the plain mean.
     """
     change = (target - source).abs().mean(dim=1, keepdim=True)
-    peak = change.flatten(1).amax(dim=1).clamp_min(torch.finfo(change.dtype).tiny)
-    return 1 + edit_weight * change / peak.view(-1, *[1] * (change.dim() - 1))  # 2-D or 3-D latents
+    per_pair = change.flatten(1)
+    scale = {"peak": per_pair.amax, "mean": per_pair.mean}[norm](dim=1).clamp_min(torch.finfo(change.dtype).tiny)
+    return 1 + edit_weight * change / scale.view(-1, *[1] * (change.dim() - 1))  # 2-D or 3-D latents
 
 
 def pair_conditions(prompts: list[str], dropout: float, generator: torch.Generator) -> tuple[list[str], torch.Tensor]:
