@@ -4,9 +4,9 @@ Each model's per-finding residual map (instruct_settings.py's per_finding_maps: 
 finding only, from the engine's DDIM inversion of the source at the benchmark's strength, minus its answer to "keep
 the image as it is") on the first N subjects per finding of cohort seed 1, scored against the true effect mask by
 pixel AUROC / NCC / Dice; with a classifier, its Grad-CAM and gradient saliency on the same patients. Each AUROC has
-a 95% interval from resampling the patients (bootstrap), and with a classifier each method's difference from
-Grad-CAM's AUROC has one from the same resamples (paired). Used to choose a training recipe (e.g.
-train.edit_weight) without touching the engines benchmark's cases.
+a 95% interval from resampling the patients (bootstrap), and with a classifier each method's differences from
+Grad-CAM's AUROC and from gradient saliency's have one from the same resamples (paired). Used to choose a training
+recipe (e.g. train.edit_weight) without touching the engines benchmark's cases.
 
     python benchmarks/instruct_models.py --model "plain=runs/a/model" --model "edit weight 20=runs/b/model"
     python benchmarks/instruct_models.py --cases 48 --name instruct_models-48cases --model ...   # less noise
@@ -20,7 +20,7 @@ import argparse
 from pathlib import Path
 
 import torch
-from counterfactual_engines import OPTIONS, baseline_maps
+from counterfactual_engines import BASELINES, OPTIONS, baseline_maps
 from instruct_settings import VALIDATION_SEED, per_finding_maps, validation_cases
 from results_table import write_results
 
@@ -66,10 +66,10 @@ def method_maps(
     return maps
 
 
-def versus_grad_cam(aurocs: dict, draws: dict, key: tuple[str, str]) -> str:
-    """The AUROC of `key` = (method, finding) minus Grad-CAM's on the same patients, with the paired bootstrap's
-    95% interval ('-' for Grad-CAM itself)."""
-    reference = "Grad-CAM", key[1]
+def versus(aurocs: dict, draws: dict, key: tuple[str, str], baseline: str) -> str:
+    """The AUROC of `key` = (method, finding) minus `baseline`'s on the same patients, with the paired bootstrap's
+    95% interval ('-' for the baseline itself)."""
+    reference = baseline, key[1]
     if key == reference:
         return "-"
     low, high = percentile_interval(draws[key] - draws[reference])
@@ -77,8 +77,9 @@ def versus_grad_cam(aurocs: dict, draws: dict, key: tuple[str, str]) -> str:
 
 
 def scored_rows(maps: dict, cases: dict[str, FindingCases], resamples: int) -> list[dict]:
-    """A row per method and finding: AUROC with its 95% patient-bootstrap interval, NCC and Dice; with Grad-CAM
-    among the methods, each method's AUROC minus Grad-CAM's with the paired bootstrap's 95% interval."""
+    """A row per method and finding: AUROC with its 95% patient-bootstrap interval, NCC and Dice; with the
+    classifier's maps among the methods, each method's AUROC minus Grad-CAM's and minus gradient saliency's, each
+    with the paired bootstrap's 95% interval."""
     scores = {key: score_maps(value, cases[key[1]].masks) for key, value in maps.items()}
     draws = {key: auroc_resamples(value, cases[key[1]].masks, resamples=resamples) for key, value in maps.items()}
     aurocs = {key: score["auroc"] for key, score in scores.items()}
@@ -86,8 +87,9 @@ def scored_rows(maps: dict, cases: dict[str, FindingCases], resamples: int) -> l
     for method, finding in maps:
         row = {"model": method, "finding": finding, **{k: round(v, 3) for k, v in scores[method, finding].items()}}
         row["auroc 95% CI"] = "[{:.3f}, {:.3f}]".format(*percentile_interval(draws[method, finding]))
-        if ("Grad-CAM", finding) in maps:
-            row["auroc − Grad-CAM's, 95% CI"] = versus_grad_cam(aurocs, draws, (method, finding))
+        for baseline in BASELINES:  # with a classifier: the map to beat, paired
+            if (baseline, finding) in maps:
+                row[f"auroc − {baseline}'s, 95% CI"] = versus(aurocs, draws, (method, finding), baseline)
         rows.append(row)
     return rows
 

@@ -181,17 +181,20 @@ def test_instruct_models_quick_scores_each_model_at_the_engine_defaults(tmp_path
     assert (record["strength"], record["s_T"], record["cohort seed"]) == (0.6, 3.0, 1)
     assert [row["auroc"] for row in rows[:4]] != [row["auroc"] for row in rows[4:8]]  # each model is scored
     assert all(0 <= row["auroc"] <= 1 for row in rows[8:])
-    grad_cam = {row["finding"]: row["auroc"] for row in rows if row["model"] == "Grad-CAM"}
     for row in rows:  # two patients: the bootstrap's draws differ, and the pooled estimate is among them
         low, high = json.loads(row["auroc 95% CI"])
         assert (low <= row["auroc"] <= high and low < high) or row["model"] == "Grad-CAM"  # may be constant
-        versus = re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", row["auroc − Grad-CAM's, 95% CI"])
-        if row["model"] == "Grad-CAM":
-            assert row["auroc − Grad-CAM's, 95% CI"] == "-"
-            continue
-        difference, low, high = (float(value) for value in versus.groups())  # paired: AB draws give the estimate
-        assert low <= difference <= high
-        assert difference == pytest.approx(row["auroc"] - grad_cam[row["finding"]], abs=0.002)  # both rounded
+    for baseline in models[2:]:  # each method against each classifier map, paired
+        reference = {row["finding"]: row["auroc"] for row in rows if row["model"] == baseline}
+        for row in rows:
+            column = row[f"auroc − {baseline}'s, 95% CI"]
+            if row["model"] == baseline:
+                assert column == "-"
+                continue
+            interval = re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", column)
+            difference, low, high = (float(value) for value in interval.groups())
+            assert low <= difference <= high  # paired: the draws' differences hold the estimate's
+            assert difference == pytest.approx(row["auroc"] - reference[row["finding"]], abs=0.002)  # both rounded
     bad = subprocess.run(
         [sys.executable, BENCHMARKS / "instruct_models.py", "--model", "no-label"], capture_output=True, text=True
     )
