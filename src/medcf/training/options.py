@@ -7,6 +7,7 @@ from pathlib import Path
 from accelerate import Accelerator
 
 from medcf.config import Config, config_dict, load_config
+from medcf.training.step import EDIT_WEIGHT_NORMS
 
 
 def check_options(config: Config, accelerator: Accelerator, folder: Path) -> None:
@@ -28,8 +29,9 @@ def check_options(config: Config, accelerator: Accelerator, folder: Path) -> Non
         raise ValueError("train.edit_weight weights the edit of image pairs: set train.method=instruct-pix2pix or 0")
     if config.train.edit_weight < 0:
         raise ValueError(f"train.edit_weight={config.train.edit_weight}: use 0 (plain loss) or a positive weight")
-    if config.train.edit_weight_norm not in ("peak", "mean"):
-        raise ValueError(f"train.edit_weight_norm={config.train.edit_weight_norm!r}: use peak or mean")
+    if config.train.edit_weight_norm not in EDIT_WEIGHT_NORMS:
+        norms = " or ".join(EDIT_WEIGHT_NORMS)
+        raise ValueError(f"train.edit_weight_norm={config.train.edit_weight_norm!r}: use {norms}")
     if config.train.train_vae_decoder and accelerator.num_processes > 1:
         raise ValueError("train.train_vae_decoder runs in one process only; launch without accelerate multi-process")
     check_run_folder(config, folder)

@@ -13,6 +13,9 @@ from medcf.prompts import NULL_PROMPT, instance_prompt
 from medcf.training.encodings import EncodingCache, class_image_key
 from medcf.training.loss import diffusion_loss
 
+# train.edit_weight_norm → what each pair's latent change is divided by (edit_region_weights), per pair over pixels
+EDIT_WEIGHT_NORMS = {"peak": torch.amax, "mean": torch.mean}
+
 
 @dataclass
 class StepInputs:
@@ -117,7 +120,7 @@ def edit_region_weights(
     """
     change = (target - source).abs().mean(dim=1, keepdim=True)
     per_pair = change.flatten(1)
-    scale = {"peak": per_pair.amax, "mean": per_pair.mean}[norm](dim=1).clamp_min(torch.finfo(change.dtype).tiny)
+    scale = EDIT_WEIGHT_NORMS[norm](per_pair, dim=1).clamp_min(torch.finfo(change.dtype).tiny)
     return 1 + edit_weight * change / scale.view(-1, *[1] * (change.dim() - 1))  # 2-D or 3-D latents
 
 
