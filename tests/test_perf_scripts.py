@@ -19,12 +19,12 @@ from PIL import Image
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 
-def run_quick(script: str, out: Path, *options: str) -> dict:
-    """Run `benchmarks/<script>.py --quick`, check it succeeded, return its JSON record."""
+def run_quick(script: str, out: Path, *options: str, record: str = "") -> dict:
+    """Run `benchmarks/<script>.py --quick`, check it succeeded, return its JSON record (<record or script>-quick)."""
     command = [sys.executable, BENCHMARKS / f"{script}.py", "--quick", "--out", out, *options]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    return json.loads((out / f"{script}-quick.json").read_text())
+    return json.loads((out / f"{record or script}-quick.json").read_text())
 
 
 @pytest.mark.slow
@@ -167,6 +167,15 @@ def test_instruct_settings_quick_scores_the_whole_grid_and_guidance_reaches_the_
     assert all(0 <= row["auroc"] <= 1 and -1 <= row["ncc"] <= 1 for row in rows)
     by_guidance = {guidance: [row["auroc"] for row in rows if row["s_T"] == guidance] for guidance in (3.0, 9.0)}
     assert by_guidance[3.0] != by_guidance[9.0]
+    assert {row["s_I"] for row in rows} == {1.5}  # the engine's default image guidance unless asked
+    options = "--findings", "cardiomegaly", "--strengths", "0.6", "--text-guidance", "3", "--image-guidance", "1", "3"
+    named = run_quick("instruct_settings", tmp_path, *options, "--name", "image", record="instruct_settings-image")
+    rows = named["rows"]
+    assert [(row["finding"], row["strength"], row["s_T"], row["s_I"]) for row in rows] == [
+        ("cardiomegaly", 0.6, 3.0, 1.0),
+        ("cardiomegaly", 0.6, 3.0, 3.0),
+    ]
+    assert rows[0]["auroc"] != rows[1]["auroc"] or rows[0]["ncc"] != rows[1]["ncc"]  # s_I reaches the engine
 
 
 @pytest.mark.slow
