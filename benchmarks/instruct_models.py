@@ -1,16 +1,18 @@
-"""InstructPix2Pix models of different training recipes, compared on validation patients at the engine's defaults.
+"""InstructPix2Pix models of different training recipes, compared on validation patients at one guidance setting.
 
 Each model's per-finding residual map (instruct_settings.py's per_finding_maps: the counterpart without the scored
-finding only, from the engine's DDIM inversion of the source at the benchmark's strength, minus its answer to "keep
-the image as it is") on the first N subjects per finding of cohort seed 1, scored against the true effect mask by
-pixel AUROC / NCC / Dice; with a classifier, its Grad-CAM and gradient saliency on the same patients. Each AUROC has
-a 95% interval from resampling the patients (bootstrap), and with a classifier each method's differences from
-Grad-CAM's AUROC and from gradient saliency's have one from the same resamples (paired). Used to choose a training
-recipe (e.g. train.edit_weight) without touching the engines benchmark's cases.
+finding only, from the engine's DDIM inversion of the source at the benchmark's strength, minus its answer to "keep the
+image as it is"; text and image guidance s_T / s_I the engine's defaults unless given) on the first N subjects per
+finding of cohort seed 1, scored against the true effect mask by pixel AUROC / NCC / Dice; with a classifier, its
+Grad-CAM and gradient saliency on the same patients. Each AUROC has a 95% interval from resampling the patients
+(bootstrap), and with a classifier each method's differences from Grad-CAM's AUROC and from gradient saliency's have
+one from the same resamples (paired). Used to choose a training recipe (e.g. train.edit_weight) without touching the
+engines benchmark's cases.
 
     python benchmarks/instruct_models.py --model "plain=runs/a/model" --model "edit weight 20=runs/b/model"
     python benchmarks/instruct_models.py --cases 48 --name instruct_models-48cases --model ...   # less noise
     python benchmarks/instruct_models.py --cases 48 --classifier CLASSIFIER --name instruct_models-48cases-baselines
+    python benchmarks/instruct_models.py --text-guidance 1.5 --image-guidance 1 --model ...   # other guidance
     python benchmarks/instruct_models.py --quick      # two tiny untrained models: the CI smoke test
 """
 
@@ -27,6 +29,7 @@ from results_table import write_results
 from medcf.attribution.scoring import FindingCases, score_maps
 from medcf.classifier import ImageClassifier, load_classifier
 from medcf.evaluation.attribution import binary_findings
+from medcf.generate import IMAGE_GUIDANCE
 from medcf.metrics import auroc_resamples, percentile_interval
 from medcf.models import load_components, tiny_components
 from medcf.pretrained import pretrained_path
@@ -50,12 +53,11 @@ def method_maps(
     models: dict,
     classifier,  # noqa: ANN001
     cases: dict[str, FindingCases],
-    steps: int,
+    options: dict,
 ) -> dict[tuple[str, str], torch.Tensor]:
-    """(method, finding) → maps on the same patients: each model's per-finding residual at the engine's defaults,
-    then the classifier's Grad-CAM and gradient saliency."""
+    """(method, finding) → maps on the same patients: each model's per-finding residual at `options` (strength,
+    guidance, image_guidance, steps of per_finding_maps), then the classifier's Grad-CAM and gradient saliency."""
     template, maps = PromptTemplate.from_pretrained(pretrained_path()), {}
-    options = {"strength": OPTIONS["strength"], "guidance": OPTIONS["guidance_scale"], "steps": steps}
     for label, components in models.items():
         for finding, found in cases.items():
             maps[label, finding] = per_finding_maps(components, template, found, **options)
@@ -103,6 +105,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--name", default="instruct_models", help="results file name, without .md / .json")
     parser.add_argument("--resamples", type=int, default=1000, help="patient-bootstrap resamples of each AUROC")
+    parser.add_argument("--text-guidance", type=float, default=OPTIONS["guidance_scale"], help="s_T (engine default)")
+    parser.add_argument("--image-guidance", type=float, default=IMAGE_GUIDANCE, help="s_I (engine default)")
     args = parser.parse_args()
     if not args.quick and not args.model and args.classifier is None:
         parser.error("give --model LABEL=PATH at least once, or --classifier (or --quick)")
@@ -114,13 +118,15 @@ def main() -> None:
         cases, size, steps = args.cases, 64, OPTIONS["num_inference_steps"]
         classifier = load_classifier(args.classifier) if args.classifier else None
     found = validation_cases(cases, size)  # the same patients for every method
-    rows = scored_rows(method_maps(models, classifier, found, steps), found, args.resamples)
+    options = {"strength": OPTIONS["strength"], "guidance": args.text_guidance, "image_guidance": args.image_guidance}
+    rows = scored_rows(method_maps(models, classifier, found, options | {"steps": steps}), found, args.resamples)
     name = args.name + ("-quick" if args.quick else "")
     paths = "; ".join(f"{label}: {path}" for label, path in args.model)
     models_note, classifier_note = ("tiny, untrained",) * 2 if args.quick else (paths or "none", str(args.classifier))
     result = {"models": models_note, "classifier": classifier_note,
               "cases per finding": cases, "cohort seed": VALIDATION_SEED, "image size": size,
-              "strength": OPTIONS["strength"], "s_T": OPTIONS["guidance_scale"], "num_inference_steps": steps,
+              "strength": OPTIONS["strength"], "s_T": args.text_guidance, "s_I": args.image_guidance,
+              "num_inference_steps": steps,
               "bootstrap resamples": args.resamples}  # fmt: skip
     method = __doc__.split("\n\n")[1].replace("\n", " ")
     title = "InstructPix2Pix training recipes on validation patients"

@@ -187,7 +187,7 @@ def test_instruct_models_quick_scores_each_model_at_the_engine_defaults(tmp_path
     assert [(row["model"], row["finding"]) for row in rows] == [
         (model, finding) for model in models[:2] for finding in findings
     ] + [(model, finding) for finding in findings for model in models[2:]]  # fmt: skip
-    assert (record["strength"], record["s_T"], record["cohort seed"]) == (0.6, 3.0, 1)
+    assert (record["strength"], record["s_T"], record["s_I"], record["cohort seed"]) == (0.6, 3.0, 1.5, 1)
     assert [row["auroc"] for row in rows[:4]] != [row["auroc"] for row in rows[4:8]]  # each model is scored
     assert all(0 <= row["auroc"] <= 1 for row in rows[8:])
     for row in rows:  # two patients: the bootstrap's draws differ, and the pooled estimate is among them
@@ -209,6 +209,9 @@ def test_instruct_models_quick_scores_each_model_at_the_engine_defaults(tmp_path
         [sys.executable, BENCHMARKS / "instruct_models.py", "--model", "no-label"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "write LABEL=PATH" in bad.stderr
+    guided = run_quick("instruct_models", tmp_path / "guided", "--text-guidance", "9", "--image-guidance", "2")
+    assert (guided["s_T"], guided["s_I"]) == (9.0, 2.0)
+    assert [row["auroc"] for row in guided["rows"][:8]] != [row["auroc"] for row in rows[:8]]  # s_T reaches the maps
 
 
 @pytest.mark.slow
