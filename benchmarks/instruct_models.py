@@ -118,8 +118,9 @@ def main() -> None:
         cases, size, steps = args.cases, 64, OPTIONS["num_inference_steps"]
         classifier = load_classifier(args.classifier) if args.classifier else None
     found = validation_cases(cases, size)  # the same patients for every method
-    options = {"strength": OPTIONS["strength"], "guidance": args.text_guidance, "image_guidance": args.image_guidance}
-    rows = scored_rows(method_maps(models, classifier, found, options | {"steps": steps}), found, args.resamples)
+    options = {"strength": OPTIONS["strength"], "guidance": args.text_guidance, "image_guidance": args.image_guidance,
+               "steps": steps}  # fmt: skip
+    rows = scored_rows(method_maps(models, classifier, found, options), found, args.resamples)
     name = args.name + ("-quick" if args.quick else "")
     paths = "; ".join(f"{label}: {path}" for label, path in args.model)
     models_note, classifier_note = ("tiny, untrained",) * 2 if args.quick else (paths or "none", str(args.classifier))
